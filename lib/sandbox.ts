@@ -84,3 +84,22 @@ export class SandboxError extends Error {
     this.name = 'SandboxError';
   }
 }
+
+/** `docker` block of sandcaster.json, resolved with defaults (lib/config.ts). */
+export interface DockerSettings {
+  image: string;
+  memoryMb: number;
+  cpus: number;
+  pidsLimit: number;
+  network: 'none' | 'bridge';
+  /** "uid:gid" the tools run as; owns /workspace. */
+  user: string;
+  readOnlyRootfs: boolean;
+}
+
+/** `e2b` block of sandcaster.json plus env, resolved (lib/config.ts). The key never reaches a sandbox. */
+export interface E2bSettings {
+  apiKey?: string;
+  template: string;
+  allowInternetAccess: boolean;
+}

@@ -41,7 +41,7 @@ export interface Sandbox {
   exec(command: string, opts: ExecOptions): Promise<ExecResult>;
   /** Absolute path; parent folders are created; the file ends up owned by the sandbox user. */
   writeFile(path: string, data: Uint8Array): Promise<void>;
-  /** Absolute path. Rejects with SandboxError code FILE_NOT_FOUND / IS_A_DIRECTORY when it cannot be read as a file. */
+  /** Absolute path. Rejects with SandboxError code FILE_NOT_FOUND / IS_A_DIRECTORY when it cannot be read as a file, FILE_TOO_LARGE past maxBytes. */
   readFile(path: string, opts?: { maxBytes?: number }): Promise<Uint8Array>;
   /** Everything under an absolute folder, recursively (entries inside it, not the folder itself). */
   list(path: string): Promise<FileEntry[]>;
@@ -70,7 +70,7 @@ export interface SandboxProvider {
   reap(instanceId: string, keepRunIds: ReadonlySet<string>): Promise<number>;
 }
 
-export type SandboxErrorCode = 'SANDBOX_ERROR' | 'SANDBOX_LOST' | 'FILE_NOT_FOUND' | 'IS_A_DIRECTORY';
+export type SandboxErrorCode = 'SANDBOX_ERROR' | 'SANDBOX_LOST' | 'FILE_NOT_FOUND' | 'IS_A_DIRECTORY' | 'FILE_TOO_LARGE';
 
 /** Every provider failure is one of these, so the run can map it to a terminal `error` event. */
 export class SandboxError extends Error {

@@ -1,0 +1,124 @@
+// Composite-run tools (SPEC section 8): the model spawns, drives and kills secondary sandboxes and moves
+// files between any two of them (across providers too) through the providers' file APIs.
+import { posix } from 'node:path';
+import * as v from 'valibot';
+import type { CompositeSettings } from './config.ts';
+import { MAIN, type SandboxPool } from './pool.ts';
+import { SANDBOX_PROVIDERS, WORKSPACE, type SandboxProviderName } from './sandbox.ts';
+import { ToolFailure, runCommand, type ToolDef } from './tools.ts';
+
+export const TRANSFER_LIMITS = { fileBytes: 25 * 1024 * 1024, callBytes: 50 * 1024 * 1024 };
+
+const name = v.pipe(v.string(), v.nonEmpty('must not be empty'));
+const obj = (properties: Record<string, unknown>, required: string[]) => ({ type: 'object', properties, required, additionalProperties: false });
+
+/** `**` any folders, `*` and `?` within one path segment. */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const ch = glob[i]!;
+    if (ch === '*' && glob[i + 1] === '*') {
+      i++;
+      if (glob[i + 1] === '/') {
+        i++;
+        re += '(?:.*/)?';
+      } else re += '.*';
+    } else if (ch === '*') re += '[^/]*';
+    else if (ch === '?') re += '[^/]';
+    else re += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** A path inside /workspace, relative to it, or a ToolFailure for an escape. */
+function insideWorkspace(path: string, what: string): string {
+  const abs = posix.resolve(WORKSPACE, path);
+  if (abs !== WORKSPACE && !abs.startsWith(WORKSPACE + '/')) throw new ToolFailure(`${what} "${path}" is outside /workspace`);
+  return posix.relative(WORKSPACE, abs);
+}
+
+export function compositeTools(pool: SandboxPool, settings: CompositeSettings, defaultProvider: SandboxProviderName): ToolDef[] {
+  return [
+    {
+      spec: {
+        name: 'spawn_sandbox',
+        description:
+          `Create a secondary sandbox with its own /workspace. At most ${settings.maxSandboxes} alive at once and ${settings.maxTotalSpawns} per run. ` +
+          `Providers: ${settings.allowedProviders.join(', ')}.` + (settings.allowedTemplates.length ? ` Templates besides the default: ${settings.allowedTemplates.join(', ')}.` : ''),
+        inputSchema: obj(
+          {
+            name: { type: 'string', description: 'Unique name, [a-zA-Z0-9_-]{1,64}.' },
+            provider: { type: 'string', enum: settings.allowedProviders },
+            template: { type: 'string', description: 'Image or template; default: the configured one.' },
+          },
+          ['name'],
+        ),
+      },
+      schema: v.object({ name, provider: v.optional(v.picklist(SANDBOX_PROVIDERS)), template: v.optional(name) }),
+      sandboxOf: (input) => String(input.name ?? ''),
+      async run(input: { name: string; provider?: SandboxProviderName; template?: string }) {
+        const m = await pool.spawn(input.name, input.provider, input.template, defaultProvider);
+        return { content: `sandbox "${m.name}" is ready (${m.provider}, ${m.image}, id ${m.sandbox.id})`, isError: false };
+      },
+    },
+    {
+      spec: {
+        name: 'exec_in',
+        description: 'Run a shell command in the named sandbox ("main" is the primary), working directory /workspace.',
+        inputSchema: obj({ sandbox: { type: 'string' }, command: { type: 'string' }, timeoutSeconds: { type: 'integer' } }, ['sandbox', 'command']),
+      },
+      schema: v.object({ sandbox: name, command: name, timeoutSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))) }),
+      sandboxOf: (input) => String(input.sandbox ?? MAIN),
+      run: (input: { sandbox: string; command: string; timeoutSeconds?: number }, ctx) => runCommand(pool.get(input.sandbox), input.command, input.timeoutSeconds, ctx),
+    },
+    {
+      spec: {
+        name: 'transfer_files',
+        description:
+          'Copy files from one sandbox to another. paths are files or globs (*, ?, **) relative to the source /workspace; ' +
+          'each keeps its relative path under destDir (default /workspace) in the target. 25 MiB per file, 50 MiB per call.',
+        inputSchema: obj(
+          { from: { type: 'string' }, to: { type: 'string' }, paths: { type: 'array', items: { type: 'string' } }, destDir: { type: 'string' } },
+          ['from', 'to', 'paths'],
+        ),
+      },
+      schema: v.object({ from: name, to: name, paths: v.pipe(v.array(name), v.minLength(1, 'must name at least one path')), destDir: v.optional(name) }),
+      sandboxOf: (input) => String(input.from ?? MAIN),
+      async run(input: { from: string; to: string; paths: string[]; destDir?: string }) {
+        const source = pool.get(input.from);
+        const target = pool.get(input.to);
+        const dest = posix.join(WORKSPACE, insideWorkspace(input.destDir ?? WORKSPACE, 'destDir'));
+        const patterns = input.paths.map((p) => insideWorkspace(p, 'path'));
+        const files = (await source.list(WORKSPACE)).filter((e) => e.type === 'file');
+        const chosen = files.filter((f) => patterns.some((p) => p === f.path || f.path.startsWith(p + '/') || globToRegExp(p).test(f.path)));
+        if (chosen.length === 0) throw new ToolFailure(`no file in ${input.from}:/workspace matches ${input.paths.join(', ')}`);
+        const tooBig = chosen.find((f) => f.size > TRANSFER_LIMITS.fileBytes);
+        if (tooBig) throw new ToolFailure(`${tooBig.path} is ${tooBig.size} bytes; the limit is ${TRANSFER_LIMITS.fileBytes} per file`);
+        const total = chosen.reduce((n, f) => n + f.size, 0);
+        if (total > TRANSFER_LIMITS.callBytes) throw new ToolFailure(`the files total ${total} bytes; the limit is ${TRANSFER_LIMITS.callBytes} per call`);
+        for (const f of chosen) {
+          const bytes = await source.readFile(`${WORKSPACE}/${f.path}`, { maxBytes: TRANSFER_LIMITS.fileBytes });
+          await target.writeFile(posix.join(dest, f.path), bytes);
+        }
+        return { content: `copied ${chosen.length} file(s), ${total} bytes, from ${input.from} to ${input.to}:${dest}:\n${chosen.map((f) => f.path).join('\n')}`, isError: false };
+      },
+    },
+    {
+      spec: { name: 'kill_sandbox', description: 'Destroy a secondary sandbox.', inputSchema: obj({ name: { type: 'string' } }, ['name']) },
+      schema: v.object({ name }),
+      sandboxOf: (input) => String(input.name ?? ''),
+      async run(input: { name: string }) {
+        await pool.kill(input.name);
+        return { content: `sandbox "${input.name}" destroyed`, isError: false };
+      },
+    },
+    {
+      spec: { name: 'list_sandboxes', description: 'List the live sandboxes of this run.', inputSchema: obj({}, []) },
+      schema: v.object({}),
+      sandboxOf: () => MAIN,
+      async run() {
+        return { content: JSON.stringify(pool.list()), isError: false };
+      },
+    },
+  ];
+}

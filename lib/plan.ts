@@ -1,0 +1,122 @@
+// Resolves one /query request against the configuration into everything a run needs (request > config >
+// defaults), or an API error to answer before any stream starts.
+import { COMPOSITE_DEFAULTS, type CompositeSettings, type Config } from './config.ts';
+import type { ModelProviderName, ThinkingLevel } from './model.ts';
+import { KEY_ENV, DEFAULT_MODELS, providerForModel, resolveAlias } from './models.ts';
+import { MODEL_PROVIDERS } from './config.ts';
+import { SANDBOX_PROVIDERS } from './sandbox.ts';
+import type { QueryRequest, Upload } from './request.ts';
+import { BASE_TOOL_NAMES, COMPOSITE_TOOL_NAMES } from './tools.ts';
+import type { OutputFormat } from './structured.ts';
+import type { FieldIssue } from './validate.ts';
+
+export interface Warning {
+  code: string;
+  content: string;
+}
+
+export interface RunPlan {
+  prompt: string;
+  model: string;
+  provider: ModelProviderName;
+  system: string;
+  maxTurns: number;
+  timeout: number;
+  thinkingLevel: ThinkingLevel;
+  outputFormat?: OutputFormat;
+  toolNames: string[];
+  files: Upload[];
+  composite?: CompositeSettings;
+  warnings: Warning[];
+}
+
+export type PlanError =
+  | { status: 400; details: FieldIssue[] }
+  | { status: 503; code: 'NOT_CONFIGURED'; message: string; hint: string };
+
+function chooseModel(req: QueryRequest, config: Config): { model: string; provider: ModelProviderName } | undefined {
+  const d = config.defaults;
+  const reqModel = req.model ? resolveAlias(req.model) : undefined;
+  const cfgModel = d.model ? resolveAlias(d.model) : undefined;
+  const provider =
+    req.provider ??
+    (reqModel ? providerForModel(reqModel) : undefined) ??
+    d.provider ??
+    (cfgModel ? providerForModel(cfgModel) : undefined) ??
+    MODEL_PROVIDERS.find((p) => config.keys[p]);
+  if (!provider) return undefined;
+  return { provider, model: reqModel ?? cfgModel ?? DEFAULT_MODELS[provider] };
+}
+
+/** The file's composite block tightened by the request's; looser request values are clamped with a warning. */
+export function resolveComposite(file: CompositeSettings | undefined, req: QueryRequest['composite'], warnings: Warning[]): CompositeSettings | undefined {
+  if (!file && !req) return undefined;
+  const base: CompositeSettings = file ?? { ...COMPOSITE_DEFAULTS, allowedProviders: [...SANDBOX_PROVIDERS], allowedTemplates: [] };
+  if (!req) return base;
+  const out = { ...base };
+  const clamp = (field: 'maxSandboxes' | 'maxTotalSpawns') => {
+    const asked = req[field];
+    if (asked === undefined) return;
+    if (asked > base[field]) warnings.push({ code: 'COMPOSITE_CLAMPED', content: `composite.${field} ${asked} is above the configured ${base[field]}; using ${base[field]}` });
+    out[field] = Math.min(asked, base[field]);
+  };
+  clamp('maxSandboxes');
+  clamp('maxTotalSpawns');
+  if (req.allowedProviders) {
+    const dropped = req.allowedProviders.filter((p) => !base.allowedProviders.includes(p));
+    if (dropped.length) warnings.push({ code: 'COMPOSITE_CLAMPED', content: `composite.allowedProviders: ${dropped.join(', ')} not allowed by the configuration; ignored` });
+    out.allowedProviders = req.allowedProviders.filter((p) => base.allowedProviders.includes(p));
+  }
+  if (req.allowedTemplates) {
+    const dropped = req.allowedTemplates.filter((t) => !base.allowedTemplates.includes(t));
+    if (dropped.length) warnings.push({ code: 'COMPOSITE_CLAMPED', content: `composite.allowedTemplates: ${dropped.join(', ')} not allowed by the configuration; ignored` });
+    out.allowedTemplates = req.allowedTemplates.filter((t) => base.allowedTemplates.includes(t));
+  }
+  return out;
+}
+
+export function planRun(req: QueryRequest, config: Config): RunPlan | PlanError {
+  const d = config.defaults;
+  const chosen = chooseModel(req, config);
+  if (!chosen) {
+    return {
+      status: 503,
+      code: 'NOT_CONFIGURED',
+      message: 'no model provider is configured',
+      hint: `set one of ${Object.values(KEY_ENV).join(', ')}`,
+    };
+  }
+  if (!config.keys[chosen.provider]) {
+    return {
+      status: 503,
+      code: 'NOT_CONFIGURED',
+      message: `model ${chosen.model} needs the ${chosen.provider} provider, which has no API key`,
+      hint: `set ${KEY_ENV[chosen.provider]}, or choose another model or provider`,
+    };
+  }
+  const warnings: Warning[] = [];
+  const composite = resolveComposite(d.composite, req.composite, warnings);
+  const allowed = req.allowedTools ?? d.allowedTools;
+  const available: string[] = [...BASE_TOOL_NAMES, ...(composite ? COMPOSITE_TOOL_NAMES : [])];
+  if (allowed) {
+    const unavailable = allowed.filter((t) => !available.includes(t));
+    if (unavailable.length) {
+      return { status: 400, details: [{ path: 'allowedTools', message: `${unavailable.join(', ')} need composite runs, which are not enabled` }] };
+    }
+  }
+  return {
+    prompt: req.prompt,
+    ...chosen,
+    system: req.systemPrompt ? `${d.systemPrompt}\n\n${req.systemPrompt}` : d.systemPrompt,
+    maxTurns: req.maxTurns ?? d.maxTurns,
+    timeout: req.timeout ?? d.timeout,
+    thinkingLevel: req.thinkingLevel ?? d.thinkingLevel,
+    outputFormat: req.outputFormat ?? d.outputFormat,
+    toolNames: allowed ? available.filter((t) => allowed.includes(t)) : available,
+    files: req.files,
+    composite,
+    warnings,
+  };
+}
+
+export const isPlanError = (p: RunPlan | PlanError): p is PlanError => 'status' in p;

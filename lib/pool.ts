@@ -1,0 +1,141 @@
+// The sandboxes of one run: the primary `main` and, for composite runs, named secondaries (SPEC section 8).
+// Owns their whole lifecycle, so that every sandbox it ever started is destroyed exactly once, even one whose
+// creation was still under way when the run ended.
+import type { CompositeSettings } from './config.ts';
+import type { StreamEvent } from './sse.ts';
+import { SandboxError, type Sandbox, type SandboxProvider, type SandboxProviderName } from './sandbox.ts';
+import { ToolFailure } from './tools.ts';
+import { log } from './log.ts';
+
+export const MAIN = 'main';
+const NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+
+export interface PoolOptions {
+  runId: string;
+  instanceId: string;
+  timeoutSecs: number;
+  signal: AbortSignal;
+  provider(name: SandboxProviderName): Promise<SandboxProvider>;
+  emit(event: StreamEvent): void;
+  /** Called whenever a sandbox is created: its id, the primary's id and the number created so far. */
+  onCreated(sandboxId: string, primaryId: string, count: number): void;
+  composite?: CompositeSettings;
+}
+
+interface Member {
+  name: string;
+  provider: SandboxProviderName;
+  image: string;
+  sandbox: Sandbox;
+}
+
+export class SandboxPool {
+  private members = new Map<string, Member>();
+  private pending = new Map<string, Promise<Member | undefined>>();
+  private closed = false;
+  private spawns = 0;
+  private primaryId = '';
+  createdCount = 0;
+
+  constructor(private readonly opts: PoolOptions) {}
+
+  /** Creates the primary sandbox; rejects with SandboxError (or the abort reason). */
+  async createMain(provider: SandboxProviderName): Promise<Sandbox> {
+    const p = await this.opts.provider(provider);
+    const m = await this.track(MAIN, provider, p.defaultImage, p);
+    if (!m) throw this.opts.signal.reason ?? new SandboxError('SANDBOX_ERROR', 'the run ended before its sandbox was ready');
+    return m.sandbox;
+  }
+
+  get(name: string): Sandbox {
+    const m = this.members.get(name);
+    if (!m) throw new ToolFailure(`no sandbox named "${name}"; live sandboxes: ${[...this.members.keys()].join(', ') || 'none'}`);
+    return m.sandbox;
+  }
+
+  list(): { name: string; provider: SandboxProviderName; image: string; sandboxId: string }[] {
+    return [...this.members.values()].map((m) => ({ name: m.name, provider: m.provider, image: m.image, sandboxId: m.sandbox.id }));
+  }
+
+  /** Composite: a secondary sandbox, within the run's guardrails. Refusals are ToolFailures. */
+  async spawn(name: string, provider: SandboxProviderName | undefined, template: string | undefined, defaultProvider: SandboxProviderName): Promise<Member> {
+    const c = this.opts.composite;
+    if (!c) throw new ToolFailure('composite runs are not enabled');
+    if (!NAME.test(name)) throw new ToolFailure('name must be 1-64 characters of letters, digits, "_" or "-"');
+    if (this.members.has(name) || this.pending.has(name)) throw new ToolFailure(`a sandbox named "${name}" already exists`);
+    const chosen = provider ?? defaultProvider;
+    if (!c.allowedProviders.includes(chosen)) throw new ToolFailure(`provider "${chosen}" is not allowed; allowed: ${c.allowedProviders.join(', ') || 'none'}`);
+    const secondaries = this.members.size + this.pending.size - (this.members.has(MAIN) ? 1 : 0);
+    if (secondaries >= c.maxSandboxes) throw new ToolFailure(`at most ${c.maxSandboxes} secondary sandboxes may be alive at once; kill one first`);
+    if (this.spawns >= c.maxTotalSpawns) throw new ToolFailure(`this run may spawn at most ${c.maxTotalSpawns} sandboxes in all`);
+    const p = await this.opts.provider(chosen).catch((err: Error) => {
+      throw new ToolFailure(`provider "${chosen}" is not usable: ${err.message}`);
+    });
+    const image = template ?? p.defaultImage;
+    if (image !== p.defaultImage && !c.allowedTemplates.includes(image)) {
+      throw new ToolFailure(`template "${image}" is not allowed; allowed: ${[p.defaultImage, ...c.allowedTemplates].join(', ')}`);
+    }
+    this.spawns++;
+    const m = await this.track(name, chosen, image, p);
+    if (!m) throw new ToolFailure('the run is ending; no sandbox was spawned');
+    return m;
+  }
+
+  /** Composite: destroys one secondary. */
+  async kill(name: string): Promise<void> {
+    if (name === MAIN) throw new ToolFailure('the primary sandbox "main" cannot be killed');
+    const m = this.members.get(name);
+    if (!m) throw new ToolFailure(`no sandbox named "${name}"`);
+    this.members.delete(name);
+    await this.destroy(m);
+  }
+
+  /** Destroys everything: secondaries first (in parallel), then main. Safe to call more than once. */
+  async destroyAll(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled(this.pending.values());
+    const all = [...this.members.values()];
+    this.members.clear();
+    await Promise.all(all.filter((m) => m.name !== MAIN).map((m) => this.destroy(m)));
+    const main = all.find((m) => m.name === MAIN);
+    if (main) await this.destroy(main);
+  }
+
+  private track(name: string, provider: SandboxProviderName, image: string, p: SandboxProvider): Promise<Member | undefined> {
+    const created = (async () => {
+      const started = Date.now();
+      const sandbox = await p.create({
+        runId: this.opts.runId,
+        instanceId: this.opts.instanceId,
+        image: image === p.defaultImage ? undefined : image,
+        timeoutSecs: this.opts.timeoutSecs,
+        signal: this.opts.signal,
+      });
+      const m: Member = { name, provider, image, sandbox };
+      if (this.closed) {
+        await this.destroy(m, false); // the run ended while we were creating it
+        return undefined;
+      }
+      this.createdCount++;
+      if (name === MAIN) this.primaryId = sandbox.id;
+      this.members.set(name, m);
+      this.opts.onCreated(sandbox.id, this.primaryId || sandbox.id, this.createdCount);
+      log.info('sandbox created', { runId: this.opts.runId, sandbox: name, sandboxId: sandbox.id, provider, durationMs: Date.now() - started });
+      this.opts.emit({ type: 'system', subtype: 'sandbox_created', content: `sandbox ${name} created (${provider}, ${image})`, sandbox: name, sandboxId: sandbox.id });
+      return m;
+    })();
+    this.pending.set(name, created);
+    return created.finally(() => this.pending.delete(name));
+  }
+
+  private async destroy(m: Member, announce = true): Promise<void> {
+    const started = Date.now();
+    try {
+      await m.sandbox.destroy();
+    } catch (err) {
+      log.error('sandbox destroy failed; the reaper will retry', { runId: this.opts.runId, sandboxId: m.sandbox.id, error: err });
+    }
+    log.info('sandbox destroyed', { runId: this.opts.runId, sandbox: m.name, sandboxId: m.sandbox.id, durationMs: Date.now() - started });
+    if (announce) this.opts.emit({ type: 'system', subtype: 'sandbox_destroyed', content: `sandbox ${m.name} destroyed`, sandbox: m.name, sandboxId: m.sandbox.id });
+  }
+}

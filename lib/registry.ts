@@ -1,0 +1,77 @@
+// The one place lib/ reaches concrete providers. Sandbox backends and model clients are created once per
+// process, lazily (the e2b SDK is only loaded when E2B is used), and shared by every run.
+import type { Config } from './config.ts';
+import type { ModelClient, ModelProviderName } from './model.ts';
+import type { SandboxProvider, SandboxProviderName } from './sandbox.ts';
+
+export interface Registry {
+  sandboxProvider(name: SandboxProviderName): Promise<SandboxProvider>;
+  modelClient(provider: ModelProviderName): Promise<ModelClient>;
+  /** The backend a run uses when the request names none (SPEC section 6), or undefined when none is usable. */
+  chooseSandboxProvider(requested: SandboxProviderName | undefined): Promise<SandboxProviderName | undefined>;
+  /** Backends already created (for the reaper). */
+  loadedSandboxProviders(): SandboxProvider[];
+}
+
+export const DEFAULT_BASE_URLS: Partial<Record<ModelProviderName, string>> = {
+  google: 'https://generativelanguage.googleapis.com/v1beta/openai/',
+  openrouter: 'https://openrouter.ai/api/v1',
+};
+
+export function createRegistry(config: Config): Registry {
+  const sandboxes = new Map<SandboxProviderName, Promise<SandboxProvider>>();
+  const loaded = new Map<SandboxProviderName, SandboxProvider>();
+  const models = new Map<ModelProviderName, Promise<ModelClient>>();
+
+  const sandboxProvider = (name: SandboxProviderName): Promise<SandboxProvider> => {
+    let p = sandboxes.get(name);
+    if (!p) {
+      p = (async () => {
+        const provider =
+          name === 'docker'
+            ? (await import('../providers/docker.ts')).createDockerProvider(config.docker)
+            : (await import('../providers/e2b.ts')).createE2bProvider(config.e2b);
+        loaded.set(name, provider);
+        return provider;
+      })();
+      sandboxes.set(name, p);
+    }
+    return p;
+  };
+
+  // A positive availability check is trusted for a few seconds, so a busy server does not ping the
+  // engine before every run; a failure is always re-checked.
+  const okUntil = new Map<SandboxProviderName, number>();
+  const usable = async (name: SandboxProviderName): Promise<boolean> => {
+    if ((okUntil.get(name) ?? 0) > Date.now()) return true;
+    const ok = await (await sandboxProvider(name)).available();
+    if (ok) okUntil.set(name, Date.now() + 5000);
+    return ok;
+  };
+
+  return {
+    sandboxProvider,
+    modelClient(provider) {
+      let c = models.get(provider);
+      if (!c) {
+        c = (async () => {
+          const apiKey = config.keys[provider];
+          if (!apiKey) throw new Error(`no API key for ${provider}`);
+          const opts = { provider, apiKey, baseURL: config.baseUrls[provider] ?? DEFAULT_BASE_URLS[provider] };
+          return provider === 'anthropic'
+            ? (await import('../providers/anthropic.ts')).createAnthropicClient(opts)
+            : (await import('../providers/openai.ts')).createOpenAIClient(opts);
+        })();
+        models.set(provider, c);
+      }
+      return c;
+    },
+    async chooseSandboxProvider(requested) {
+      const explicit = requested ?? config.defaults.sandboxProvider;
+      if (explicit) return (await usable(explicit)) ? explicit : undefined;
+      if (config.e2b.apiKey) return 'e2b';
+      return (await usable('docker')) ? 'docker' : undefined;
+    },
+    loadedSandboxProviders: () => [...loaded.values()],
+  };
+}

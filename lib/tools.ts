@@ -1,0 +1,187 @@
+// The agent's tools (SPEC section 5). Each runs inside a sandbox through the Sandbox interface;
+// a failure is returned as an error result the model sees, never thrown past the agent loop.
+import { posix } from 'node:path';
+import * as v from 'valibot';
+import type { ToolSpec } from './model.ts';
+import { SandboxError, WORKSPACE, type Sandbox } from './sandbox.ts';
+import { decodeText, truncateMiddle } from './text.ts';
+import { toFieldIssues } from './validate.ts';
+
+export const BASE_TOOL_NAMES = ['bash', 'read_file', 'write_file', 'edit_file', 'list_files'] as const;
+export const COMPOSITE_TOOL_NAMES = ['spawn_sandbox', 'exec_in', 'transfer_files', 'kill_sandbox', 'list_sandboxes'] as const;
+export const ALL_TOOL_NAMES: readonly string[] = [...BASE_TOOL_NAMES, ...COMPOSITE_TOOL_NAMES];
+
+export const DEFAULT_COMMAND_TIMEOUT_S = 120;
+const MAX_READ_BYTES = 10 * 1024 * 1024;
+const MAX_LIST_ENTRIES = 1000;
+
+export interface ToolOutcome {
+  content: string;
+  isError: boolean;
+  /** Only for commands (bash, exec_in). */
+  exitCode?: number | null;
+}
+
+export interface ToolContext {
+  /** The named sandbox of this run ('main' is the primary); throws ToolFailure when there is none. */
+  sandbox(name: string): Sandbox;
+  /** Milliseconds left before the run's timeout. */
+  remainingMs(): number;
+  signal: AbortSignal;
+}
+
+export interface ToolDef {
+  spec: ToolSpec;
+  schema: v.GenericSchema;
+  /** Which sandbox an event for this call names. */
+  sandboxOf(input: Record<string, unknown>): string;
+  run(input: any, ctx: ToolContext): Promise<ToolOutcome>;
+}
+
+/** A refusal the model should see as a tool error (bad path, limit reached, ...). */
+export class ToolFailure extends Error {}
+
+/** Resolves a tool path against /workspace; the sandbox is isolated, so absolute paths anywhere are allowed. */
+export function sandboxPath(path: string): string {
+  return posix.resolve(WORKSPACE, path);
+}
+
+const str = (desc: string) => ({ type: 'string', description: desc });
+const intProp = (desc: string) => ({ type: 'integer', description: desc });
+const objectSchema = (properties: Record<string, unknown>, required: string[]) => ({
+  type: 'object',
+  properties,
+  required,
+  additionalProperties: false,
+});
+
+const pathString = v.pipe(v.string(), v.nonEmpty('must not be empty'));
+const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1));
+
+/** Runs a shell command with the given timeout (capped by the run's remaining time) and formats the result. */
+export async function runCommand(sandbox: Sandbox, command: string, timeoutSeconds: number | undefined, ctx: ToolContext): Promise<ToolOutcome> {
+  const requested = (timeoutSeconds ?? DEFAULT_COMMAND_TIMEOUT_S) * 1000;
+  const timeoutMs = Math.max(1, Math.min(requested, ctx.remainingMs()));
+  const r = await sandbox.exec(command, { timeoutMs, signal: ctx.signal });
+  const parts: string[] = [];
+  if (r.stdout) parts.push(r.stdout.replace(/\n$/, ''));
+  if (r.stderr) parts.push(`[stderr]\n${r.stderr.replace(/\n$/, '')}`);
+  if (r.timedOut) {
+    parts.push(`[timed out after ${Math.round(timeoutMs / 100) / 10}s; the command's process group was killed]`);
+  } else {
+    parts.push(`[exit code ${r.exitCode ?? 'unknown'}]`);
+  }
+  return { content: truncateMiddle(parts.join('\n')), isError: r.timedOut || r.exitCode !== 0, exitCode: r.exitCode };
+}
+
+async function readText(sandbox: Sandbox, path: string): Promise<string> {
+  const bytes = await sandbox.readFile(path, { maxBytes: MAX_READ_BYTES });
+  const text = decodeText(bytes);
+  if (text === null) throw new ToolFailure(`${path} is a binary file (${bytes.length} bytes); not shown`);
+  return text;
+}
+
+const enc = new TextEncoder();
+
+export const BASE_TOOLS: Record<(typeof BASE_TOOL_NAMES)[number], ToolDef> = {
+  bash: {
+    spec: {
+      name: 'bash',
+      description:
+        'Run a shell command (sh -c) in the sandbox, working directory /workspace. Returns stdout, stderr and the exit code. ' +
+        `Default timeout ${DEFAULT_COMMAND_TIMEOUT_S}s; on timeout the command and its children are killed.`,
+      inputSchema: objectSchema(
+        { command: str('The command line to run.'), timeoutSeconds: intProp(`Timeout in seconds (default ${DEFAULT_COMMAND_TIMEOUT_S}).`) },
+        ['command'],
+      ),
+    },
+    schema: v.object({ command: pathString, timeoutSeconds: v.optional(positiveInt) }),
+    sandboxOf: () => 'main',
+    run: (input: { command: string; timeoutSeconds?: number }, ctx) => runCommand(ctx.sandbox('main'), input.command, input.timeoutSeconds, ctx),
+  },
+  read_file: {
+    spec: {
+      name: 'read_file',
+      description: 'Read a text file. Relative paths are under /workspace. offset is the first line (1-based), limit the number of lines.',
+      inputSchema: objectSchema({ path: str('File path.'), offset: intProp('First line, 1-based.'), limit: intProp('Number of lines.') }, ['path']),
+    },
+    schema: v.object({ path: pathString, offset: v.optional(positiveInt), limit: v.optional(positiveInt) }),
+    sandboxOf: () => 'main',
+    async run(input: { path: string; offset?: number; limit?: number }, ctx) {
+      const text = await readText(ctx.sandbox('main'), sandboxPath(input.path));
+      if (input.offset === undefined && input.limit === undefined) return { content: truncateMiddle(text), isError: false };
+      const lines = text.split('\n');
+      const start = (input.offset ?? 1) - 1;
+      const slice = lines.slice(start, input.limit === undefined ? undefined : start + input.limit);
+      return { content: truncateMiddle(slice.join('\n')), isError: false };
+    },
+  },
+  write_file: {
+    spec: {
+      name: 'write_file',
+      description: 'Create or overwrite a text file (parent folders are created). Relative paths are under /workspace.',
+      inputSchema: objectSchema({ path: str('File path.'), content: str('The full new content.') }, ['path', 'content']),
+    },
+    schema: v.object({ path: pathString, content: v.string() }),
+    sandboxOf: () => 'main',
+    async run(input: { path: string; content: string }, ctx) {
+      const path = sandboxPath(input.path);
+      const bytes = enc.encode(input.content);
+      await ctx.sandbox('main').writeFile(path, bytes);
+      return { content: `wrote ${bytes.length} bytes to ${path}`, isError: false };
+    },
+  },
+  edit_file: {
+    spec: {
+      name: 'edit_file',
+      description: 'Replace one exact, unique occurrence of oldText with newText in a file. Fails if oldText is missing or occurs more than once.',
+      inputSchema: objectSchema({ path: str('File path.'), oldText: str('Exact text to replace.'), newText: str('Replacement.') }, ['path', 'oldText', 'newText']),
+    },
+    schema: v.object({ path: pathString, oldText: v.pipe(v.string(), v.nonEmpty('must not be empty')), newText: v.string() }),
+    sandboxOf: () => 'main',
+    async run(input: { path: string; oldText: string; newText: string }, ctx) {
+      const sandbox = ctx.sandbox('main');
+      const path = sandboxPath(input.path);
+      const text = await readText(sandbox, path);
+      const first = text.indexOf(input.oldText);
+      if (first < 0) throw new ToolFailure(`oldText was not found in ${path}`);
+      if (text.indexOf(input.oldText, first + 1) >= 0) throw new ToolFailure(`oldText occurs more than once in ${path}; include more context to make it unique`);
+      const next = text.slice(0, first) + input.newText + text.slice(first + input.oldText.length);
+      await sandbox.writeFile(path, enc.encode(next));
+      return { content: `edited ${path}`, isError: false };
+    },
+  },
+  list_files: {
+    spec: {
+      name: 'list_files',
+      description: 'List files and folders under a folder (default /workspace), recursively, with types and sizes.',
+      inputSchema: objectSchema({ path: str('Folder path (default /workspace).') }, []),
+    },
+    schema: v.object({ path: v.optional(pathString) }),
+    sandboxOf: () => 'main',
+    async run(input: { path?: string }, ctx) {
+      const root = sandboxPath(input.path ?? '.');
+      const entries = (await ctx.sandbox('main').list(root)).sort((a, b) => a.path.localeCompare(b.path));
+      if (entries.length === 0) return { content: `${root} is empty`, isError: false };
+      const lines = entries.slice(0, MAX_LIST_ENTRIES).map((e) => (e.type === 'dir' ? `dir   ${e.path}/` : `${e.type.padEnd(5)} ${e.path} (${e.size} bytes)`));
+      if (entries.length > MAX_LIST_ENTRIES) lines.push(`[... ${entries.length - MAX_LIST_ENTRIES} more entries not shown ...]`);
+      return { content: truncateMiddle(`${root}:\n${lines.join('\n')}`), isError: false };
+    },
+  },
+};
+
+/** Validates the input and runs the tool; every failure becomes an error outcome for the model. */
+export async function runTool(def: ToolDef, input: Record<string, unknown>, ctx: ToolContext): Promise<ToolOutcome> {
+  const parsed = v.safeParse(def.schema, input);
+  if (!parsed.success) {
+    const why = toFieldIssues(parsed.issues).map((i) => `${i.path}: ${i.message}`).join('; ');
+    return { content: `invalid input for ${def.spec.name}: ${why}`, isError: true };
+  }
+  try {
+    return await def.run(parsed.output, ctx);
+  } catch (err) {
+    if (err instanceof ToolFailure) return { content: err.message, isError: true };
+    if (err instanceof SandboxError && err.code !== 'SANDBOX_LOST' && err.code !== 'SANDBOX_ERROR') return { content: err.message, isError: true };
+    throw err; // sandbox lost, engine gone, abort: the run decides
+  }
+}

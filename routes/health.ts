@@ -1,0 +1,9 @@
+// GET /health: liveness and readiness; never needs auth.
+import type { AppContext } from '../lib/run.ts';
+import { json } from '../lib/http.ts';
+import { VERSION } from '../lib/version.ts';
+
+export function health(_req: Request, app: AppContext): Response {
+  if (app.runs.draining) return json(503, { status: 'draining', version: VERSION, runsInFlight: app.runs.size });
+  return json(200, { status: 'ok', version: VERSION });
+}

@@ -1,0 +1,37 @@
+// POST /query: validate, resolve against the configuration, admit, and stream the run.
+import { apiError, invalid } from '../lib/http.ts';
+import { readJson } from '../lib/body.ts';
+import { isPlanError, planRun } from '../lib/plan.ts';
+import { parseQuery } from '../lib/request.ts';
+import { startRun, type AppContext } from '../lib/run.ts';
+
+export const RETRY_AFTER_SECONDS = 5;
+
+export async function query(req: Request, app: AppContext): Promise<Response> {
+  const body = await readJson(req);
+  if (!body.ok) return body.response;
+  const parsed = parseQuery(body.value);
+  if (!parsed.ok) return invalid(parsed.issues);
+  const plan = planRun(parsed.value, app.config);
+  if (isPlanError(plan) && plan.status === 400) return invalid(plan.details);
+  if (app.runs.draining) return apiError(503, 'DRAINING', 'the server is shutting down; retry on another instance', { headers: { 'retry-after': '1' } });
+  if (isPlanError(plan)) return apiError(503, plan.code, plan.message, { hint: plan.hint });
+  const sandboxProvider = await app.registry.chooseSandboxProvider(parsed.value.sandboxProvider);
+  if (!sandboxProvider) {
+    const named = parsed.value.sandboxProvider ?? app.config.defaults.sandboxProvider;
+    return apiError(503, 'NOT_CONFIGURED', named ? `the ${named} sandbox provider is not usable` : 'no sandbox provider is usable', {
+      hint: named === 'e2b'
+        ? 'set E2B_API_KEY'
+        : 'start a Docker engine the server can reach (DOCKER_HOST or /var/run/docker.sock), or set E2B_API_KEY',
+    });
+  }
+  // Checked after every await, so admission and registration happen in the same tick.
+  if (app.runs.draining) return apiError(503, 'DRAINING', 'the server is shutting down; retry on another instance', { headers: { 'retry-after': '1' } });
+  if (app.runs.full) {
+    return apiError(429, 'TOO_MANY_RUNS', `this instance is running its maximum of ${app.runs.maxConcurrent} runs`, {
+      hint: 'retry after a few seconds, or raise SANDCASTER_MAX_CONCURRENT_RUNS',
+      headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
+    });
+  }
+  return startRun(app, plan, sandboxProvider, req.headers.get('x-request-id') ?? undefined);
+}

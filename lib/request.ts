@@ -29,7 +29,14 @@ export const querySchema = v.strictObject({
   provider: v.optional(v.picklist(MODEL_PROVIDERS)),
   maxTurns: v.optional(int(1, 500)),
   timeout: v.optional(int(5, 3600)),
-  files: v.optional(v.union([v.array(fileItem), v.record(v.string(), v.string())], 'must be an array of {path, content, encoding?} or an object of path: text')),
+  // Either form; lazy (not a union) so errors inside an item name that item's field.
+  files: v.optional(
+    v.lazy((input) =>
+      Array.isArray(input)
+        ? v.array(fileItem)
+        : v.record(v.string(), v.string(), 'must be an array of {path, content, encoding?} or an object of path: text'),
+    ),
+  ),
   outputFormat: v.optional(outputFormatSchema),
   allowedTools: v.optional(v.array(v.picklist(ALL_TOOL_NAMES, `must be one of ${ALL_TOOL_NAMES.join(', ')}`))),
   systemPrompt: v.optional(v.pipe(v.string(), v.maxLength(1_000_000))),

@@ -1,0 +1,70 @@
+// Starts a real Sandcaster server in this process on 127.0.0.1 with a temporary database, configured
+// through the same loader as production (env-style variables and an optional sandcaster.json).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Dockerode from 'dockerode';
+import { loadConfig } from '../../lib/config.ts';
+import { setLogSink } from '../../lib/log.ts';
+import { startServer, type RunningServer } from '../../server.ts';
+
+export const TEST_IMAGE = process.env.SANDCASTER_TEST_IMAGE ?? 'sandcaster-test:busybox';
+export const docker = new Dockerode();
+
+/** Log lines written by servers in this process (parsed JSON). */
+export const logLines: Record<string, any>[] = [];
+setLogSink((line) => logLines.push(JSON.parse(line)));
+
+export interface TestServer extends RunningServer {
+  dir: string;
+  /** fetch relative to the server URL. */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  query(body: unknown, headers?: Record<string, string>): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+export async function startTestServer(opts: { env?: Record<string, string | undefined>; config?: object; dir?: string } = {}): Promise<TestServer> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sandcaster-test-'));
+  const env: Record<string, string | undefined> = {
+    SANDCASTER_DB: join(dir, 'runs.db'),
+    SANDCASTER_DOCKER_IMAGE: TEST_IMAGE,
+    LOG_LEVEL: 'debug',
+    ...opts.env,
+  };
+  if (opts.config) {
+    writeFileSync(join(dir, 'sandcaster.json'), JSON.stringify(opts.config));
+    env.SANDCASTER_CONFIG = join(dir, 'sandcaster.json');
+  }
+  const running = await startServer(loadConfig({ host: '127.0.0.1', port: 0 }, env));
+  const fetchRel = (path: string, init?: RequestInit) => fetch(running.url + path, init);
+  let stopped = false;
+  return {
+    ...running,
+    dir,
+    fetch: fetchRel,
+    query: (body, headers = {}) =>
+      fetchRel('/query', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await running.shutdown();
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Containers (any state) labelled as Sandcaster sandboxes, optionally of one instance. */
+export async function managedContainers(instanceId?: string): Promise<Dockerode.ContainerInfo[]> {
+  const label = ['sandcaster.managed=true', ...(instanceId ? [`sandcaster.instance=${instanceId}`] : [])];
+  return docker.listContainers({ all: true, filters: { label } });
+}
+
+/** Polls until `check` is true or `ms` pass; returns the last value of check. */
+export async function waitFor(check: () => Promise<boolean> | boolean, ms = 5000, every = 50): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, every));
+  }
+}

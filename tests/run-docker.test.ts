@@ -1,0 +1,257 @@
+// End to end: a real server, the real model SDKs against fake model servers, real Docker sandboxes.
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startFakeAnthropic, startFakeOpenAI, type FakeModelServer } from './fixtures/fake-models.ts';
+import { assertWellFormedRun, readEvents, readUntil } from './helpers/sse.ts';
+import { managedContainers, startTestServer, waitFor, type TestServer } from './helpers/server.ts';
+
+const ANTHROPIC_KEY = 'sk-ant-secret-do-not-leak-1234567890';
+const OPENAI_KEY = 'sk-openai-secret-do-not-leak-0987654321';
+
+let anthropic: FakeModelServer;
+let openai: FakeModelServer;
+let s: TestServer;
+
+before(async () => {
+  anthropic = await startFakeAnthropic();
+  openai = await startFakeOpenAI();
+  s = await startTestServer({
+    env: {
+      ANTHROPIC_API_KEY: ANTHROPIC_KEY,
+      ANTHROPIC_BASE_URL: anthropic.url,
+      OPENAI_API_KEY: OPENAI_KEY,
+      OPENAI_BASE_URL: openai.url,
+      SANDCASTER_SANDBOX_PROVIDER: 'docker',
+    },
+  });
+});
+after(async () => {
+  await s.stop();
+  await anthropic.close();
+  await openai.close();
+});
+afterEach(async () => {
+  // Every test leaves no sandbox behind.
+  assert.ok(await waitFor(async () => (await managedContainers(s.app.store.instanceId)).length === 0, 5000), 'no container left');
+});
+
+const types = (events: Record<string, any>[]) => events.map((e) => (e.type === 'system' ? `system:${e.subtype}` : e.type));
+
+describe('a full run per model family', () => {
+  for (const family of ['anthropic', 'openai'] as const) {
+    test(`${family}: upload, tool calls in the sandbox, final answer, events in order, run row`, async () => {
+      const fake = family === 'anthropic' ? anthropic : openai;
+      fake.setScript([
+        { text: ['Let me ', 'look.'], toolCalls: [{ name: 'read_file', input: { path: 'notes/in.txt' } }], usage: { input: 100, output: 20 } },
+        { toolCalls: [{ name: 'bash', input: { command: 'cat notes/in.txt | tr a-z A-Z; echo oops >&2; id -u; env; exit 3' } }], usage: { input: 150, output: 10 } },
+        { text: 'All done: HELLO', usage: { input: 200, output: 5 } },
+      ]);
+      const before = fake.requests.length;
+      const res = await s.query({
+        prompt: 'Shout the file.',
+        model: family === 'anthropic' ? 'sonnet' : 'gpt5mini',
+        files: [{ path: 'notes/in.txt', content: 'hello\n' }],
+      });
+      assert.equal(res.headers.get('content-type')?.startsWith('text/event-stream'), true);
+      assert.equal(res.headers.get('cache-control'), 'no-cache');
+      assert.equal(res.headers.get('x-accel-buffering'), 'no');
+      const runId = res.headers.get('x-run-id')!;
+      assert.match(runId, /^run_[A-Za-z0-9_-]{16,}$/);
+      const events = await readEvents(res);
+      const result = assertWellFormedRun(events);
+
+      assert.deepEqual(types(events), [
+        'system:run_started',
+        'system:sandbox_created',
+        'assistant',
+        'assistant',
+        'tool_use',
+        'tool_result',
+        'tool_use',
+        'tool_result',
+        'assistant',
+        'system:sandbox_destroyed',
+        'result',
+      ]);
+      const [started, created] = events as [any, any];
+      assert.equal(started.runId, runId);
+      assert.equal(started.model, family === 'anthropic' ? 'claude-sonnet-4-6' : 'gpt-5-mini');
+      assert.equal(started.provider, family);
+      assert.equal(started.sandboxProvider, 'docker');
+      assert.equal(created.sandbox, 'main');
+      assert.ok(created.sandboxId);
+
+      const [read, readResult, bash, bashResult] = events.filter((e) => e.type === 'tool_use' || e.type === 'tool_result');
+      assert.deepEqual({ ...read, id: undefined }, { type: 'tool_use', id: undefined, toolName: 'read_file', input: { path: 'notes/in.txt' }, sandbox: 'main' });
+      assert.equal(readResult!.id, read!.id);
+      assert.equal(readResult!.content, 'hello\n');
+      assert.equal(readResult!.isError, false);
+      assert.equal('exitCode' in readResult!, false, 'exitCode only for commands');
+      assert.equal(bash!.toolName, 'bash');
+      assert.equal(bashResult!.exitCode, 3);
+      assert.equal(bashResult!.isError, true);
+      assert.match(bashResult!.content, /^HELLO$/m);
+      assert.match(bashResult!.content, /\[stderr\]\noops/);
+      assert.match(bashResult!.content, /^1000$/m, 'tools run as the non-root sandbox user');
+      assert.ok(!bashResult!.content.includes(ANTHROPIC_KEY) && !bashResult!.content.includes(OPENAI_KEY), 'no model key in the sandbox env');
+
+      assert.equal(result.type, 'result');
+      assert.equal(result.subtype, 'success');
+      assert.equal(result.content, family === 'anthropic' ? 'All done: HELLO' : 'All done: HELLO');
+      assert.equal(result.runId, runId);
+      assert.equal(result.numTurns, 3);
+      assert.equal(result.inputTokens, 450);
+      assert.equal(result.outputTokens, 35);
+      assert.equal(typeof result.costUsd, 'number');
+      assert.ok(result.durationSecs > 0);
+
+      // The model saw the tool results, and got the key only in its auth header.
+      const reqs = fake.requests.slice(before);
+      assert.equal(reqs.length, 3);
+      assert.ok(JSON.stringify(reqs[2]!.body).includes('HELLO'), 'the bash output went back to the model');
+      const authHeader = family === 'anthropic' ? reqs[0]!.headers['x-api-key'] : reqs[0]!.headers.authorization;
+      assert.ok(String(authHeader).includes(family === 'anthropic' ? ANTHROPIC_KEY : OPENAI_KEY));
+
+      const row = await (await s.fetch(`/runs/${runId}`)).json();
+      assert.equal(row.status, 'completed');
+      assert.equal(row.model, started.model);
+      assert.equal(row.provider, family);
+      assert.equal(row.sandboxProvider, 'docker');
+      assert.equal(row.sandboxId, created.sandboxId);
+      assert.equal(row.numTurns, 3);
+      assert.equal(row.inputTokens, 450);
+      assert.equal(row.sandboxCount, 1);
+      assert.equal(row.costUsd, result.costUsd);
+      assert.equal(row.errorCode, null);
+      assert.match(row.startedAt, /^\d{4}-\d\d-\d\dT.*Z$/);
+      assert.match(row.completedAt, /^\d{4}-\d\d-\d\dT.*Z$/);
+      const list = await (await s.fetch('/runs?limit=1')).json();
+      assert.equal(list[0].id, runId, '/runs lists newest first');
+    });
+  }
+});
+
+describe('tools', () => {
+  test('write, edit, list and a failing tool the model sees; parallel calls run in parallel', async () => {
+    anthropic.setScript([
+      {
+        toolCalls: [
+          { name: 'write_file', input: { path: 'src/a.txt', content: 'one two three' } },
+          { name: 'bash', input: { command: 'sleep 1; echo slept' } },
+          { name: 'bash', input: { command: 'sleep 1; echo slept-too' } },
+        ],
+      },
+      {
+        toolCalls: [
+          { name: 'edit_file', input: { path: 'src/a.txt', oldText: 'two', newText: '2' } },
+          { name: 'edit_file', input: { path: 'src/a.txt', oldText: 'absent', newText: 'x' } },
+          { name: 'read_file', input: { path: 'missing.txt' } },
+          { name: 'nonexistent_tool', input: {} },
+          { name: 'bash', input: {} },
+        ],
+      },
+      { toolCalls: [{ name: 'list_files', input: {} }, { name: 'read_file', input: { path: '/workspace/src/a.txt' } }] },
+      { text: 'ok' },
+    ]);
+    const t0 = Date.now();
+    const events = await readEvents(await s.query({ prompt: 'work', model: 'haiku' }));
+    const result = assertWellFormedRun(events);
+    assert.equal(result.type, 'result', JSON.stringify(result));
+    const results = events.filter((e) => e.type === 'tool_result');
+    const byTool = (name: string) => results.filter((r) => r.toolName === name);
+    assert.equal(byTool('write_file')[0]!.isError, false);
+    const edits = byTool('edit_file');
+    assert.equal(edits[0]!.isError, false);
+    assert.equal(edits[1]!.isError, true);
+    assert.match(edits[1]!.content, /not found/);
+    assert.equal(byTool('read_file')[0]!.isError, true, 'missing file is a tool error');
+    assert.equal(byTool('nonexistent_tool')[0]!.isError, true);
+    assert.match(byTool('bash')[2]!.content, /command/, 'invalid input names the field');
+    assert.match(byTool('list_files')[0]!.content, /src\/a\.txt \(13 bytes\)/);
+    assert.equal(byTool('read_file')[1]!.content, 'one 2 three');
+    // The two 1-second sleeps ran concurrently.
+    assert.ok(Date.now() - t0 < 5000);
+    const sleeps = byTool('bash').slice(0, 2).map((r) => r.content);
+    assert.deepEqual(sleeps.map((c) => c.split('\n')[0]).sort(), ['slept', 'slept-too']);
+  });
+
+  test('allowedTools narrows the tools offered to the model', async () => {
+    anthropic.setScript([{ text: 'fine' }]);
+    const n = anthropic.requests.length;
+    const events = await readEvents(await s.query({ prompt: 'x', model: 'haiku', allowedTools: ['read_file'] }));
+    assert.equal(assertWellFormedRun(events).type, 'result');
+    assert.deepEqual(anthropic.requests[n]!.body.tools.map((t: any) => t.name), ['read_file']);
+  });
+});
+
+describe('ending a run', () => {
+  test('maxTurns: the last requested tools are not run; result subtype max_turns', async () => {
+    anthropic.setScript([
+      { toolCalls: [{ name: 'bash', input: { command: 'echo 1' } }] },
+      { text: 'still going', toolCalls: [{ name: 'bash', input: { command: 'echo 2' } }] },
+    ]);
+    const res = await s.query({ prompt: 'loop', model: 'haiku', maxTurns: 2 });
+    const runId = res.headers.get('x-run-id');
+    const events = await readEvents(res);
+    const result = assertWellFormedRun(events);
+    assert.equal(result.type, 'result');
+    assert.equal(result.subtype, 'max_turns');
+    assert.equal(result.content, 'still going');
+    assert.equal(result.numTurns, 2);
+    assert.equal(events.filter((e) => e.type === 'tool_use').length, 1);
+    const row = await (await s.fetch(`/runs/${runId}`)).json();
+    assert.equal(row.status, 'completed');
+  });
+
+  test('a model error ends the run with MODEL_ERROR after the sandbox is destroyed', async () => {
+    anthropic.setScript([
+      { toolCalls: [{ name: 'bash', input: { command: 'true' } }] },
+      { error: { status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: 'prompt is too long' } } } },
+    ]);
+    const res = await s.query({ prompt: 'x', model: 'haiku' });
+    const runId = res.headers.get('x-run-id');
+    const events = await readEvents(res);
+    const err = assertWellFormedRun(events);
+    assert.equal(err.type, 'error');
+    assert.equal(err.code, 'MODEL_ERROR');
+    assert.ok(!JSON.stringify(events).includes(ANTHROPIC_KEY));
+    assert.equal(events.at(-2)!.subtype, 'sandbox_destroyed');
+    const row = await (await s.fetch(`/runs/${runId}`)).json();
+    assert.equal(row.status, 'error');
+    assert.equal(row.errorCode, 'MODEL_ERROR');
+    assert.equal(row.error, err.content);
+    assert.equal(row.numTurns, 1);
+  });
+
+  test('timeout: error TIMEOUT, sandbox destroyed, row error', async () => {
+    anthropic.setScript([{ toolCalls: [{ name: 'bash', input: { command: 'sleep 60' } }] }, { text: 'never' }]);
+    const t0 = Date.now();
+    const res = await s.query({ prompt: 'x', model: 'haiku', timeout: 5 });
+    const runId = res.headers.get('x-run-id');
+    const events = await readEvents(res);
+    const err = assertWellFormedRun(events);
+    assert.equal(err.code, 'TIMEOUT');
+    const elapsed = Date.now() - t0;
+    assert.ok(elapsed >= 4500 && elapsed < 9000, `ended near the 5 s timeout (${elapsed} ms)`);
+    const row = await (await s.fetch(`/runs/${runId}`)).json();
+    assert.equal(row.status, 'error');
+    assert.equal(row.errorCode, 'TIMEOUT');
+  });
+
+  test('client disconnect: run cancelled, model request aborted, sandbox gone within 2 s', async () => {
+    anthropic.setScript([{ toolCalls: [{ name: 'bash', input: { command: 'echo ready' } }] }, { hang: true }]);
+    const abortedBefore = anthropic.aborted;
+    const ctl = new AbortController();
+    const res = await s.fetch('/query', { method: 'POST', body: JSON.stringify({ prompt: 'x', model: 'haiku' }), signal: ctl.signal });
+    const runId = res.headers.get('x-run-id')!;
+    await readUntil(res, (e) => e.type === 'tool_result').catch(() => {});
+    // The model call for turn 2 is now hanging; go away.
+    await new Promise((r) => setTimeout(r, 200));
+    ctl.abort();
+    const t0 = Date.now();
+    assert.ok(await waitFor(async () => (await managedContainers(s.app.store.instanceId)).length === 0, 2000), 'sandbox destroyed within 2 s');
+    assert.ok(Date.now() - t0 <= 2100);
+    await anthropic.waitForAborted(abortedBefore + 1, 2000);
+    assert.ok(await waitFor(async () => (await (await s.fetch(`/runs/${runId}`)).json()).status === 'cancelled', 2000));
+  });
+});

@@ -7,7 +7,7 @@ import type { SandboxProvider, SandboxProviderName } from './sandbox.ts';
 export interface Registry {
   sandboxProvider(name: SandboxProviderName): Promise<SandboxProvider>;
   modelClient(provider: ModelProviderName): Promise<ModelClient>;
-  /** The backend a run uses when the request names none (SPEC section 6), or undefined when none is usable. */
+  /** The backend for a run (SPEC section 6: request > env > file > e2b if keyed > docker if it answers), or undefined. */
   chooseSandboxProvider(requested: SandboxProviderName | undefined): Promise<SandboxProviderName | undefined>;
   /** Backends already created (for the reaper). */
   loadedSandboxProviders(): SandboxProvider[];
@@ -68,6 +68,9 @@ export function createRegistry(config: Config): Registry {
     },
     async chooseSandboxProvider(requested) {
       const explicit = requested ?? config.defaults.sandboxProvider;
+      // An explicit Docker choice is not pinged: if the engine is down, the run itself ends with
+      // SANDBOX_ERROR and a hint (issue 4). E2B without a key is a configuration problem (503).
+      if (explicit === 'docker') return explicit;
       if (explicit) return (await usable(explicit)) ? explicit : undefined;
       if (config.e2b.apiKey) return 'e2b';
       return (await usable('docker')) ? 'docker' : undefined;

@@ -49,7 +49,8 @@ async function reap(app: AppContext, backends: ('docker' | 'e2b')[]): Promise<vo
   }
 }
 
-export async function startServer(config: Config): Promise<RunningServer> {
+/** `reapIntervalMs` exists for tests; production always reaps every minute. */
+export async function startServer(config: Config, opts: { reapIntervalMs?: number } = {}): Promise<RunningServer> {
   setLogLevel(config.logLevel);
   for (const k of [config.apiKey, config.webhookSecret, config.e2b.apiKey, ...Object.values(config.keys)]) registerSecret(k);
   const store = new RunStore(config.db);
@@ -87,7 +88,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     return [...set];
   };
   const startupReap = reap(app, backends());
-  const reaper = setInterval(() => void reap(app, backends()), REAP_INTERVAL_MS);
+  const reaper = setInterval(() => void reap(app, backends()), opts.reapIntervalMs ?? REAP_INTERVAL_MS);
   reaper.unref();
 
   let shuttingDown: Promise<void> | undefined;

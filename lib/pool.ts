@@ -133,7 +133,10 @@ export class SandboxPool {
     try {
       await m.sandbox.destroy();
     } catch (err) {
+      // Not announced as destroyed: it is labelled with this instance, so the reaper removes it later.
       log.error('sandbox destroy failed; the reaper will retry', { runId: this.opts.runId, sandboxId: m.sandbox.id, error: err });
+      if (announce) this.opts.emit({ type: 'warning', code: 'SANDBOX_CLEANUP_FAILED', content: `sandbox ${m.name} could not be destroyed now (${(err as Error).message}); it will be reaped` });
+      return;
     }
     log.info('sandbox destroyed', { runId: this.opts.runId, sandbox: m.name, sandboxId: m.sandbox.id, durationMs: Date.now() - started });
     if (announce) this.opts.emit({ type: 'system', subtype: 'sandbox_destroyed', content: `sandbox ${m.name} destroyed`, sandbox: m.name, sandboxId: m.sandbox.id });

@@ -23,7 +23,7 @@ export interface TestServer extends RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(opts: { env?: Record<string, string | undefined>; config?: object; dir?: string } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { env?: Record<string, string | undefined>; config?: object; dir?: string; reapIntervalMs?: number } = {}): Promise<TestServer> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sandcaster-test-'));
   const env: Record<string, string | undefined> = {
     SANDCASTER_DB: join(dir, 'runs.db'),
@@ -35,7 +35,7 @@ export async function startTestServer(opts: { env?: Record<string, string | unde
     writeFileSync(join(dir, 'sandcaster.json'), JSON.stringify(opts.config));
     env.SANDCASTER_CONFIG = join(dir, 'sandcaster.json');
   }
-  const running = await startServer(loadConfig({ host: '127.0.0.1', port: 0 }, env));
+  const running = await startServer(loadConfig({ host: '127.0.0.1', port: 0 }, env), { reapIntervalMs: opts.reapIntervalMs });
   const fetchRel = (path: string, init?: RequestInit) => fetch(running.url + path, init);
   let stopped = false;
   return {

@@ -13,11 +13,6 @@ export interface Registry {
   loadedSandboxProviders(): SandboxProvider[];
 }
 
-export const DEFAULT_BASE_URLS: Partial<Record<ModelProviderName, string>> = {
-  google: 'https://generativelanguage.googleapis.com/v1beta/openai/',
-  openrouter: 'https://openrouter.ai/api/v1',
-};
-
 export function createRegistry(config: Config): Registry {
   const sandboxes = new Map<SandboxProviderName, Promise<SandboxProvider>>();
   const loaded = new Map<SandboxProviderName, SandboxProvider>();
@@ -57,7 +52,8 @@ export function createRegistry(config: Config): Registry {
         c = (async () => {
           const apiKey = config.keys[provider];
           if (!apiKey) throw new Error(`no API key for ${provider}`);
-          const opts = { provider, apiKey, baseURL: config.baseUrls[provider] ?? DEFAULT_BASE_URLS[provider] };
+          // Without a base URL each client uses its provider's endpoint (providers/openai.ts knows Google's and OpenRouter's).
+          const opts = { provider, apiKey, baseURL: config.baseUrls[provider] };
           return provider === 'anthropic'
             ? (await import('../providers/anthropic.ts')).createAnthropicClient(opts)
             : (await import('../providers/openai.ts')).createOpenAIClient(opts);

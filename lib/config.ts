@@ -76,15 +76,18 @@ export const COMPOSITE_DEFAULTS = { maxSandboxes: 3, maxTotalSpawns: 10 } as con
 
 const int = (min: number, max: number) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
 const nonEmpty = v.pipe(v.string(), v.trim(), v.nonEmpty());
+// valibot's strictObject accepts arrays (`[]` parses as `{}`); objects here must be plain JSON objects.
+const plainObject = v.custom<Record<string, unknown>>((x) => typeof x === 'object' && x !== null && !Array.isArray(x), 'must be an object');
+const strictObject = <E extends v.ObjectEntries>(entries: E) => v.pipe(plainObject, v.strictObject(entries));
 
-export const compositeSchema = v.strictObject({
+export const compositeSchema = strictObject({
   maxSandboxes: v.optional(int(1, 20)),
   maxTotalSpawns: v.optional(int(1, 100)),
   allowedProviders: v.optional(v.array(v.picklist(SANDBOX_PROVIDERS))),
   allowedTemplates: v.optional(v.array(nonEmpty)),
 });
 
-const fileSchema = v.strictObject({
+const fileSchema = strictObject({
   host: v.optional(nonEmpty),
   port: v.optional(int(0, 65535)),
   logLevel: v.optional(v.picklist(LEVELS)),
@@ -102,7 +105,7 @@ const fileSchema = v.strictObject({
   allowedTools: v.optional(v.array(v.picklist(ALL_TOOL_NAMES))),
   outputFormat: v.optional(outputFormatSchema),
   docker: v.optional(
-    v.strictObject({
+    strictObject({
       image: v.optional(nonEmpty),
       memoryMb: v.optional(int(16, 1_048_576)),
       cpus: v.optional(v.pipe(v.number(), v.minValue(0.01), v.maxValue(1024))),
@@ -113,7 +116,7 @@ const fileSchema = v.strictObject({
     }),
   ),
   e2b: v.optional(
-    v.strictObject({
+    strictObject({
       template: v.optional(nonEmpty),
       allowInternetAccess: v.optional(v.boolean()),
     }),

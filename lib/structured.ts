@@ -7,7 +7,7 @@ import type { ToolSpec } from './model.ts';
 // Ajv ships CommonJS with `exports.default`; createRequire avoids ESM interop surprises.
 const require = createRequire(import.meta.url);
 type AjvLike = { compile(schema: object): ValidateFn };
-type ValidateFn = ((data: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null };
+type ValidateFn = ((data: unknown) => boolean) & { errors?: { instancePath: string; message?: string; params?: Record<string, unknown> }[] | null };
 const Ajv07: new (opts: object) => AjvLike = require('ajv').default;
 const Ajv2020: new (opts: object) => AjvLike = require('ajv/dist/2020').default;
 const Ajv2019: new (opts: object) => AjvLike = require('ajv/dist/2019').default;
@@ -76,5 +76,11 @@ export function validateOutput(schema: OutputFormat, value: unknown): string | n
   const compiled = compileSchema(schema);
   if (!compiled.ok) return compiled.error;
   if (compiled.validate(value)) return null;
-  return (compiled.validate.errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}`).join('; ');
+  return (compiled.validate.errors ?? [])
+    .map((e) => {
+      // Ajv names an extra property only in params; the model needs it to fix the answer.
+      const extra = e.params?.additionalProperty ?? e.params?.unevaluatedProperty;
+      return `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}${extra !== undefined ? `: ${JSON.stringify(extra)}` : ''}`;
+    })
+    .join('; ');
 }

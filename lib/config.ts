@@ -177,7 +177,10 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
   const explicit = flags.config ?? envStr(env, 'SANDCASTER_CONFIG');
   const { path: fileSource, data: file } = readFileConfig(explicit ?? 'sandcaster.json', explicit !== undefined);
 
-  const port = flags.port ?? envInt(env, 'SANDCASTER_PORT', 0, 65535) ?? envInt(env, 'PORT', 0, 65535) ?? file.port ?? 8000;
+  // Every env number is validated even when a higher-precedence source wins: a bad value is an error.
+  const envPort = envInt(env, 'SANDCASTER_PORT', 0, 65535);
+  const envPlainPort = envInt(env, 'PORT', 0, 65535);
+  const port = flags.port ?? envPort ?? envPlainPort ?? file.port ?? 8000;
   const keys: Config['keys'] = {
     anthropic: envStr(env, 'ANTHROPIC_API_KEY'),
     openai: envStr(env, 'OPENAI_API_KEY'),

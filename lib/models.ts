@@ -1,6 +1,5 @@
 // Model aliases and provider auto-detection (SPEC section 3).
 import type { ModelProviderName } from './model.ts';
-import { MODEL_PROVIDERS } from './config.ts';
 
 export const MODEL_ALIASES: Record<string, string> = {
   sonnet: 'claude-sonnet-4-6',
@@ -34,18 +33,4 @@ export function providerForModel(model: string): ModelProviderName | undefined {
   if (model.startsWith('gemini-')) return 'google';
   if (/^[^/\s]+\/[^/\s]+/.test(model)) return 'openrouter';
   return undefined;
-}
-
-/**
- * Picks model and provider: explicit provider > the model id's family > the first provider with a key.
- * With no model either, that provider's default model.
- */
-export function resolveModel(
-  requested: { model?: string; provider?: ModelProviderName },
-  keys: Partial<Record<ModelProviderName, string>>,
-): { model: string; provider: ModelProviderName } | { error: string } {
-  const model = requested.model ? resolveAlias(requested.model) : undefined;
-  const provider = requested.provider ?? (model ? providerForModel(model) : undefined) ?? MODEL_PROVIDERS.find((p) => keys[p]);
-  if (!provider) return { error: 'no model provider key is set' };
-  return { model: model ?? DEFAULT_MODELS[provider], provider };
 }

@@ -45,7 +45,10 @@ function chooseModel(req: QueryRequest, config: Config): { model: string; provid
     (cfgModel ? providerForModel(cfgModel) : undefined) ??
     MODEL_PROVIDERS.find((p) => config.keys[p]);
   if (!provider) return undefined;
-  return { provider, model: reqModel ?? cfgModel ?? DEFAULT_MODELS[provider] };
+  // The configured model applies only when it belongs to the chosen provider (or its family is unknown);
+  // a request for another provider without a model gets that provider's default model.
+  const cfgFits = cfgModel !== undefined && (providerForModel(cfgModel) ?? provider) === provider;
+  return { provider, model: reqModel ?? (cfgFits ? cfgModel : DEFAULT_MODELS[provider]) };
 }
 
 /** The file's composite block tightened by the request's; looser request values are clamped with a warning. */

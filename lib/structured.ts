@@ -58,7 +58,7 @@ export function unwrapToolAnswer(schema: OutputFormat, input: Record<string, unk
 /** Finds the JSON in a text answer: the whole text, or the first ```json fence. */
 export function extractJson(text: string): { ok: true; value: unknown; text: string } | { ok: false; error: string } {
   const candidates: string[] = [];
-  const fence = /```(?:json)?\s*\n([\s\S]*?)```/i.exec(text);
+  const fence = /```(?:json)?\s*([\s\S]*?)```/i.exec(text);
   if (fence) candidates.push(fence[1]!.trim());
   candidates.push(text.trim());
   for (const c of candidates) {

@@ -6,9 +6,15 @@ export const MAX_TOOL_RESULT_CHARS = 30_000;
 export function truncateMiddle(text: string, max = MAX_TOOL_RESULT_CHARS): string {
   if (text.length <= max) return text;
   const half = Math.floor(max / 2);
-  const omitted = text.length - 2 * half;
-  return `${text.slice(0, half)}\n[... ${omitted} characters omitted ...]\n${text.slice(text.length - half)}`;
+  // Never split a UTF-16 surrogate pair: the client would see U+FFFD.
+  let head = half;
+  let tail = text.length - half;
+  if (isLowSurrogate(text.charCodeAt(head))) head--;
+  if (isLowSurrogate(text.charCodeAt(tail))) tail++;
+  return `${text.slice(0, head)}\n[... ${tail - head} characters omitted ...]\n${text.slice(tail)}`;
 }
+
+const isLowSurrogate = (c: number) => c >= 0xdc00 && c <= 0xdfff;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

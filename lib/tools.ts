@@ -83,6 +83,21 @@ async function readText(sandbox: Sandbox, path: string): Promise<string> {
 
 const enc = new TextEncoder();
 
+// Tool calls of one turn run in parallel; writes to the same file are serialised (in call order) so two
+// edits of one file in a turn both apply instead of the last read-modify-write winning.
+const pathLocks = new WeakMap<Sandbox, Map<string, Promise<unknown>>>();
+async function exclusive<T>(sandbox: Sandbox, path: string, fn: () => Promise<T>): Promise<T> {
+  let locks = pathLocks.get(sandbox);
+  if (!locks) pathLocks.set(sandbox, (locks = new Map()));
+  const next = (locks.get(path) ?? Promise.resolve()).catch(() => {}).then(fn);
+  locks.set(path, next);
+  try {
+    return await next;
+  } finally {
+    if (locks.get(path) === next) locks.delete(path);
+  }
+}
+
 export const BASE_TOOLS: Record<(typeof BASE_TOOL_NAMES)[number], ToolDef> = {
   bash: {
     spec: {
@@ -127,7 +142,8 @@ export const BASE_TOOLS: Record<(typeof BASE_TOOL_NAMES)[number], ToolDef> = {
     async run(input: { path: string; content: string }, ctx) {
       const path = sandboxPath(input.path);
       const bytes = enc.encode(input.content);
-      await ctx.sandbox('main').writeFile(path, bytes);
+      const sandbox = ctx.sandbox('main');
+      await exclusive(sandbox, path, () => sandbox.writeFile(path, bytes));
       return { content: `wrote ${bytes.length} bytes to ${path}`, isError: false };
     },
   },
@@ -142,13 +158,15 @@ export const BASE_TOOLS: Record<(typeof BASE_TOOL_NAMES)[number], ToolDef> = {
     async run(input: { path: string; oldText: string; newText: string }, ctx) {
       const sandbox = ctx.sandbox('main');
       const path = sandboxPath(input.path);
-      const text = await readText(sandbox, path);
-      const first = text.indexOf(input.oldText);
-      if (first < 0) throw new ToolFailure(`oldText was not found in ${path}`);
-      if (text.indexOf(input.oldText, first + 1) >= 0) throw new ToolFailure(`oldText occurs more than once in ${path}; include more context to make it unique`);
-      const next = text.slice(0, first) + input.newText + text.slice(first + input.oldText.length);
-      await sandbox.writeFile(path, enc.encode(next));
-      return { content: `edited ${path}`, isError: false };
+      return exclusive(sandbox, path, async () => {
+        const text = await readText(sandbox, path);
+        const first = text.indexOf(input.oldText);
+        if (first < 0) throw new ToolFailure(`oldText was not found in ${path}`);
+        if (text.indexOf(input.oldText, first + 1) >= 0) throw new ToolFailure(`oldText occurs more than once in ${path}; include more context to make it unique`);
+        const next = text.slice(0, first) + input.newText + text.slice(first + input.oldText.length);
+        await sandbox.writeFile(path, enc.encode(next));
+        return { content: `edited ${path}`, isError: false };
+      });
     },
   },
   list_files: {

@@ -431,3 +431,12 @@ describe('CLI', () => {
     assert.doesNotMatch(r.stdout, /listening/);
   });
 });
+
+describe('bad env numbers are errors even when a higher-precedence source wins', () => {
+  test('--port with PORT=abc', () => {
+    assertConfigError(() => load(undefined, { PORT: 'abc' }, { port: 8080 }), 'PORT');
+  });
+  test('SANDCASTER_PORT set with PORT=99999', () => {
+    assertConfigError(() => load(undefined, { SANDCASTER_PORT: '9000', PORT: '99999' }), 'PORT');
+  });
+});

@@ -134,7 +134,7 @@ describe('load limits', () => {
     try {
       fake.setScript([{ hang: true }]);
       const ctl = new AbortController();
-      const first = await s.fetch('/query', { method: 'POST', body: JSON.stringify({ prompt: 'x', model: 'haiku' }), signal: ctl.signal });
+      const first = await s.fetch('/query', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', model: 'haiku' }), signal: ctl.signal });
       assert.equal(first.status, 200);
       const second = await s.query({ prompt: 'y', model: 'haiku' });
       assert.equal(second.status, 429);

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_SYSTEM_PROMPT, loadConfig, type Config } from '../lib/config.ts';
-import { MODEL_ALIASES, providerForModel, resolveAlias, resolveModel } from '../lib/models.ts';
+import { MODEL_ALIASES, providerForModel, resolveAlias } from '../lib/models.ts';
 import { isPlanError, planRun, resolveComposite, type PlanError, type RunPlan, type Warning } from '../lib/plan.ts';
 import { findPrice } from '../lib/pricing.ts';
 import { parseQuery, type QueryRequest } from '../lib/request.ts';
@@ -116,27 +116,6 @@ describe('provider from the model id', () => {
     assert.equal(providerForModel(resolveAlias('sonnet')), 'anthropic');
     assert.equal(providerForModel(resolveAlias('gpt5mini')), 'openai');
     assert.equal(providerForModel(resolveAlias('gemini')), 'google');
-  });
-});
-
-describe('resolveModel', () => {
-  test('explicit provider wins over the model family', () => {
-    assert.deepEqual(resolveModel({ model: 'sonnet', provider: 'openrouter' }, { anthropic: 'k', openrouter: 'k' }), { model: 'claude-sonnet-4-6', provider: 'openrouter' });
-  });
-
-  test('model family wins over the first key', () => {
-    assert.deepEqual(resolveModel({ model: 'gpt5' }, { anthropic: 'k', openai: 'k' }), { model: 'gpt-5.4', provider: 'openai' });
-  });
-
-  test('no model, no provider: first key in order Anthropic, OpenAI, Google, OpenRouter, with its default model', () => {
-    const r = resolveModel({}, { google: 'k', openrouter: 'k' });
-    assert.ok(!('error' in r));
-    assert.equal(r.provider, 'google');
-    assert.equal(providerForModel(r.model), 'google');
-  });
-
-  test('nothing configured: error', () => {
-    assert.ok('error' in resolveModel({}, {}));
   });
 });
 
@@ -398,5 +377,17 @@ describe('composite: the request can only tighten', () => {
     assert.ok(!parsed.ok && parsed.issues.some((i) => i.path === 'composite.maxSandboxes'));
     const arr = parseQuery({ prompt: 'x', composite: [] });
     assert.ok(!arr.ok && arr.issues.some((i) => i.path === 'composite'), 'an array is not a composite block');
+  });
+});
+
+describe('planRun: configured model vs requested provider', () => {
+  test('a request naming another provider without a model gets that provider’s default, not the configured model', () => {
+    const p = plan({ provider: 'openai' }, ALL_KEYS, { model: 'opus' });
+    assert.equal(p.provider, 'openai');
+    assert.equal(providerForModel(p.model), 'openai');
+  });
+
+  test('the configured model applies when it fits the requested provider', () => {
+    assert.equal(plan({ provider: 'anthropic' }, ALL_KEYS, { model: 'opus' }).model, 'claude-opus-4-6');
   });
 });

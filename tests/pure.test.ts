@@ -773,3 +773,21 @@ describe('RunStore (SPEC section 7)', () => {
     other.close();
   });
 });
+
+describe('edge cases', () => {
+  test('extractJson accepts a fence on one line', () => {
+    const r = extractJson('here: ```json {"a":1}```');
+    assert.ok(r.ok);
+    assert.deepEqual(r.ok && r.value, { a: 1 });
+  });
+
+  test('truncateMiddle never splits a surrogate pair', () => {
+    const text = 'a'.repeat(14_999) + '😀'.repeat(20_000);
+    const out = truncateMiddle(text);
+    assert.ok(!out.includes('\uFFFD'));
+    assert.ok(!/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(out), 'no lone surrogate');
+    const omitted = Number(/\[\.\.\. (\d+) characters omitted \.\.\.\]/.exec(out)![1]);
+    const marker = `\n[... ${omitted} characters omitted ...]\n`;
+    assert.equal(out.length - marker.length + omitted, text.length, 'kept + omitted = original');
+  });
+});

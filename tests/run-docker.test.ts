@@ -109,7 +109,8 @@ describe('a full run per model family', () => {
       const reqs = fake.requests.slice(before);
       assert.equal(reqs.length, 3);
       assert.ok(JSON.stringify(reqs[2]!.body).includes('HELLO'), 'the bash output went back to the model');
-      const authHeader = family === 'anthropic' ? reqs[0]!.headers['x-api-key'] : reqs[0]!.headers.authorization;
+      // The Anthropic SDK 1.x sends the key as a Bearer token; OpenAI-style APIs always do.
+      const authHeader = reqs[0]!.headers.authorization ?? reqs[0]!.headers['x-api-key'];
       assert.ok(String(authHeader).includes(family === 'anthropic' ? ANTHROPIC_KEY : OPENAI_KEY));
 
       const row = await (await s.fetch(`/runs/${runId}`)).json();
@@ -144,6 +145,7 @@ describe('tools', () => {
       {
         toolCalls: [
           { name: 'edit_file', input: { path: 'src/a.txt', oldText: 'two', newText: '2' } },
+          { name: 'edit_file', input: { path: 'src/a.txt', oldText: 'three', newText: '3' } },
           { name: 'edit_file', input: { path: 'src/a.txt', oldText: 'absent', newText: 'x' } },
           { name: 'read_file', input: { path: 'missing.txt' } },
           { name: 'nonexistent_tool', input: {} },
@@ -157,18 +159,21 @@ describe('tools', () => {
     const events = await readEvents(await s.query({ prompt: 'work', model: 'haiku' }));
     const result = assertWellFormedRun(events);
     assert.equal(result.type, 'result', JSON.stringify(result));
-    const results = events.filter((e) => e.type === 'tool_result');
-    const byTool = (name: string) => results.filter((r) => r.toolName === name);
+    // Results arrive in completion order; match them to their calls by id.
+    const uses = events.filter((e) => e.type === 'tool_use');
+    const resultOf = (use: Record<string, any>) => events.find((e) => e.type === 'tool_result' && e.id === use.id)!;
+    const byTool = (name: string) => uses.filter((u) => u.toolName === name).map(resultOf);
     assert.equal(byTool('write_file')[0]!.isError, false);
     const edits = byTool('edit_file');
     assert.equal(edits[0]!.isError, false);
-    assert.equal(edits[1]!.isError, true);
-    assert.match(edits[1]!.content, /not found/);
+    assert.equal(edits[1]!.isError, false, 'two edits of one file in one turn both apply');
+    assert.equal(edits[2]!.isError, true);
+    assert.match(edits[2]!.content, /not found/);
     assert.equal(byTool('read_file')[0]!.isError, true, 'missing file is a tool error');
     assert.equal(byTool('nonexistent_tool')[0]!.isError, true);
     assert.match(byTool('bash')[2]!.content, /command/, 'invalid input names the field');
-    assert.match(byTool('list_files')[0]!.content, /src\/a\.txt \(13 bytes\)/);
-    assert.equal(byTool('read_file')[1]!.content, 'one 2 three');
+    assert.match(byTool('list_files')[0]!.content, /src\/a\.txt \(7 bytes\)/);
+    assert.equal(byTool('read_file')[1]!.content, 'one 2 3');
     // The two 1-second sleeps ran concurrently.
     assert.ok(Date.now() - t0 < 5000);
     const sleeps = byTool('bash').slice(0, 2).map((r) => r.content);
@@ -242,7 +247,7 @@ describe('ending a run', () => {
     anthropic.setScript([{ toolCalls: [{ name: 'bash', input: { command: 'echo ready' } }] }, { hang: true }]);
     const abortedBefore = anthropic.aborted;
     const ctl = new AbortController();
-    const res = await s.fetch('/query', { method: 'POST', body: JSON.stringify({ prompt: 'x', model: 'haiku' }), signal: ctl.signal });
+    const res = await s.fetch('/query', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', model: 'haiku' }), signal: ctl.signal });
     const runId = res.headers.get('x-run-id')!;
     await readUntil(res, (e) => e.type === 'tool_result').catch(() => {});
     // The model call for turn 2 is now hanging; go away.

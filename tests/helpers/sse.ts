@@ -40,6 +40,7 @@ export async function readEvents(res: Response): Promise<Record<string, any>[]> 
 
 /** Reads events as they arrive until `until` returns true; then cancels the body. */
 export async function readUntil(res: Response, until: (e: Record<string, any>) => boolean): Promise<Record<string, any>[]> {
+  assert.equal(res.status, 200, `expected a stream, got ${res.status}`);
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
   let buf = '';

@@ -238,6 +238,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
       network: file.docker?.network ?? 'none',
       user: file.docker?.user ?? '1000:1000',
       readOnlyRootfs: file.docker?.readOnlyRootfs ?? false,
+      host: envStr(env, 'DOCKER_HOST'),
     },
     e2b: {
       apiKey: envStr(env, 'E2B_API_KEY'),

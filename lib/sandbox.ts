@@ -95,6 +95,8 @@ export interface DockerSettings {
   /** "uid:gid" the tools run as; owns /workspace. */
   user: string;
   readOnlyRootfs: boolean;
+  /** Engine address from DOCKER_HOST (unix://, tcp://, http(s)://); undefined = the local socket. */
+  host?: string;
 }
 
 /** `e2b` block of sandcaster.json plus env, resolved (lib/config.ts). The key never reaches a sandbox. */

@@ -48,7 +48,7 @@ export function compositeTools(pool: SandboxPool, settings: CompositeSettings, d
         inputSchema: obj(
           {
             name: { type: 'string', description: 'Unique name, [a-zA-Z0-9_-]{1,64}.' },
-            provider: { type: 'string', enum: settings.allowedProviders },
+            provider: { type: 'string', ...(settings.allowedProviders.length ? { enum: settings.allowedProviders } : {}) },
             template: { type: 'string', description: 'Image or template; default: the configured one.' },
           },
           ['name'],
@@ -90,7 +90,8 @@ export function compositeTools(pool: SandboxPool, settings: CompositeSettings, d
         const dest = posix.join(WORKSPACE, insideWorkspace(input.destDir ?? WORKSPACE, 'destDir'));
         const patterns = input.paths.map((p) => insideWorkspace(p, 'path'));
         const files = (await source.list(WORKSPACE)).filter((e) => e.type === 'file');
-        const chosen = files.filter((f) => patterns.some((p) => p === f.path || f.path.startsWith(p + '/') || globToRegExp(p).test(f.path)));
+        // A pattern is a file, a folder (everything under it; "." is all of /workspace) or a glob.
+        const chosen = files.filter((f) => patterns.some((p) => p === '' || p === f.path || f.path.startsWith(p + '/') || globToRegExp(p).test(f.path)));
         if (chosen.length === 0) throw new ToolFailure(`no file in ${input.from}:/workspace matches ${input.paths.join(', ')}`);
         const tooBig = chosen.find((f) => f.size > TRANSFER_LIMITS.fileBytes);
         if (tooBig) throw new ToolFailure(`${tooBig.path} is ${tooBig.size} bytes; the limit is ${TRANSFER_LIMITS.fileBytes} per file`);

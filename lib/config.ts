@@ -44,6 +44,8 @@ export interface RunDefaults {
   sandboxProvider?: SandboxProviderName;
   /** Present when composite runs are enabled in sandcaster.json. */
   composite?: CompositeSettings;
+  /** Sandbox backends set up on this instance (docker always; e2b with a key): composite's default allowedProviders. */
+  configuredSandboxProviders: SandboxProviderName[];
 }
 
 export interface Config {
@@ -201,11 +203,13 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     baseUrls[p] = url;
   }
 
+  const e2bKey = envStr(env, 'E2B_API_KEY');
+  const configuredSandboxProviders: SandboxProviderName[] = e2bKey ? ['docker', 'e2b'] : ['docker'];
   const composite = file.composite
     ? {
         maxSandboxes: file.composite.maxSandboxes ?? COMPOSITE_DEFAULTS.maxSandboxes,
         maxTotalSpawns: file.composite.maxTotalSpawns ?? COMPOSITE_DEFAULTS.maxTotalSpawns,
-        allowedProviders: file.composite.allowedProviders ?? [...SANDBOX_PROVIDERS],
+        allowedProviders: file.composite.allowedProviders ?? configuredSandboxProviders,
         allowedTemplates: file.composite.allowedTemplates ?? [],
       }
     : undefined;
@@ -229,6 +233,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
       outputFormat: file.outputFormat,
       sandboxProvider: envPick(env, 'SANDCASTER_SANDBOX_PROVIDER', SANDBOX_PROVIDERS) ?? file.sandboxProvider,
       composite,
+      configuredSandboxProviders,
     },
     docker: {
       image: envStr(env, 'SANDCASTER_DOCKER_IMAGE') ?? file.docker?.image ?? 'python:3.12-slim',
@@ -241,7 +246,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
       host: envStr(env, 'DOCKER_HOST'),
     },
     e2b: {
-      apiKey: envStr(env, 'E2B_API_KEY'),
+      apiKey: e2bKey,
       template: envStr(env, 'SANDCASTER_E2B_TEMPLATE') ?? file.e2b?.template ?? 'base',
       allowInternetAccess: file.e2b?.allowInternetAccess ?? false,
     },

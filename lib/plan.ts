@@ -4,7 +4,7 @@ import { COMPOSITE_DEFAULTS, type CompositeSettings, type Config } from './confi
 import type { ModelProviderName, ThinkingLevel } from './model.ts';
 import { KEY_ENV, DEFAULT_MODELS, providerForModel, resolveAlias } from './models.ts';
 import { MODEL_PROVIDERS } from './config.ts';
-import { SANDBOX_PROVIDERS } from './sandbox.ts';
+import { SANDBOX_PROVIDERS, type SandboxProviderName } from './sandbox.ts';
 import type { QueryRequest, Upload } from './request.ts';
 import { BASE_TOOL_NAMES, COMPOSITE_TOOL_NAMES } from './tools.ts';
 import type { OutputFormat } from './structured.ts';
@@ -52,9 +52,14 @@ function chooseModel(req: QueryRequest, config: Config): { model: string; provid
 }
 
 /** The file's composite block tightened by the request's; looser request values are clamped with a warning. */
-export function resolveComposite(file: CompositeSettings | undefined, req: QueryRequest['composite'], warnings: Warning[]): CompositeSettings | undefined {
+export function resolveComposite(
+  file: CompositeSettings | undefined,
+  req: QueryRequest['composite'],
+  warnings: Warning[],
+  configured: SandboxProviderName[] = [...SANDBOX_PROVIDERS],
+): CompositeSettings | undefined {
   if (!file && !req) return undefined;
-  const base: CompositeSettings = file ?? { ...COMPOSITE_DEFAULTS, allowedProviders: [...SANDBOX_PROVIDERS], allowedTemplates: [] };
+  const base: CompositeSettings = file ?? { ...COMPOSITE_DEFAULTS, allowedProviders: configured, allowedTemplates: [] };
   if (!req) return base;
   const out = { ...base };
   const clamp = (field: 'maxSandboxes' | 'maxTotalSpawns') => {
@@ -98,7 +103,7 @@ export function planRun(req: QueryRequest, config: Config): RunPlan | PlanError 
     };
   }
   const warnings: Warning[] = [];
-  const composite = resolveComposite(d.composite, req.composite, warnings);
+  const composite = resolveComposite(d.composite, req.composite, warnings, d.configuredSandboxProviders);
   const allowed = req.allowedTools ?? d.allowedTools;
   const available: string[] = [...BASE_TOOL_NAMES, ...(composite ? COMPOSITE_TOOL_NAMES : [])];
   if (allowed) {

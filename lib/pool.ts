@@ -32,6 +32,10 @@ interface Member {
 export class SandboxPool {
   private members = new Map<string, Member>();
   private pending = new Map<string, Promise<Member | undefined>>();
+  /** Names of spawns past the guardrails whose provider is still being looked up (counted as alive). */
+  private reserved = new Set<string>();
+  /** Destroys started by kill() and not finished yet; destroyAll waits for them. */
+  private destroying = new Set<Promise<void>>();
   private closed = false;
   private spawns = 0;
   private primaryId = '';
@@ -62,21 +66,46 @@ export class SandboxPool {
     const c = this.opts.composite;
     if (!c) throw new ToolFailure('composite runs are not enabled');
     if (!NAME.test(name)) throw new ToolFailure('name must be 1-64 characters of letters, digits, "_" or "-"');
-    if (this.members.has(name) || this.pending.has(name)) throw new ToolFailure(`a sandbox named "${name}" already exists`);
+    if (this.members.has(name) || this.pending.has(name) || this.reserved.has(name)) throw new ToolFailure(`a sandbox named "${name}" already exists`);
     const chosen = provider ?? defaultProvider;
     if (!c.allowedProviders.includes(chosen)) throw new ToolFailure(`provider "${chosen}" is not allowed; allowed: ${c.allowedProviders.join(', ') || 'none'}`);
-    const secondaries = this.members.size + this.pending.size - (this.members.has(MAIN) ? 1 : 0);
-    if (secondaries >= c.maxSandboxes) throw new ToolFailure(`at most ${c.maxSandboxes} secondary sandboxes may be alive at once; kill one first`);
+    const secondaries = new Set([...this.members.keys(), ...this.pending.keys(), ...this.reserved]);
+    secondaries.delete(MAIN);
+    if (secondaries.size >= c.maxSandboxes) throw new ToolFailure(`at most ${c.maxSandboxes} secondary sandboxes may be alive at once; kill one first`);
     if (this.spawns >= c.maxTotalSpawns) throw new ToolFailure(`this run may spawn at most ${c.maxTotalSpawns} sandboxes in all`);
-    const p = await this.opts.provider(chosen).catch((err: Error) => {
-      throw new ToolFailure(`provider "${chosen}" is not usable: ${err.message}`);
-    });
-    const image = template ?? p.defaultImage;
-    if (image !== p.defaultImage && !c.allowedTemplates.includes(image)) {
-      throw new ToolFailure(`template "${image}" is not allowed; allowed: ${[p.defaultImage, ...c.allowedTemplates].join(', ')}`);
-    }
+    // Parallel calls of one turn run up to here synchronously, one after the other: reserve the name and the
+    // spawn now, so two calls cannot both pass the checks above while the provider is looked up.
+    this.reserved.add(name);
     this.spawns++;
-    const m = await this.track(name, chosen, image, p);
+    let p: SandboxProvider;
+    let image: string;
+    try {
+      p = await this.opts.provider(chosen).catch((err: Error) => {
+        throw new ToolFailure(`provider "${chosen}" is not usable: ${err.message}`);
+      });
+      // The run's own provider is proven by main; another one may be allowed but not configured (no E2B key).
+      if (chosen !== defaultProvider && !(await p.available())) throw new ToolFailure(`provider "${chosen}" is not configured on this server`);
+      image = template ?? p.defaultImage;
+      if (image !== p.defaultImage && !c.allowedTemplates.includes(image)) {
+        throw new ToolFailure(`template "${image}" is not allowed; allowed: ${[p.defaultImage, ...c.allowedTemplates].join(', ')}`);
+      }
+      if (this.closed) throw new ToolFailure('the run is ending; no sandbox was spawned');
+    } catch (err) {
+      this.spawns--; // a refused call does not count toward maxTotalSpawns
+      throw err;
+    } finally {
+      this.reserved.delete(name); // track() below takes over synchronously, as a pending creation
+    }
+    let m: Member | undefined;
+    try {
+      m = await this.track(name, chosen, image, p);
+    } catch (err) {
+      // A secondary that cannot be created is the model's problem to handle, not the end of the run.
+      if (err instanceof SandboxError && !this.opts.signal.aborted) {
+        throw new ToolFailure(`sandbox "${name}" could not be created: ${err.message}${err.hint ? ` (${err.hint})` : ''}`);
+      }
+      throw err;
+    }
     if (!m) throw new ToolFailure('the run is ending; no sandbox was spawned');
     return m;
   }
@@ -87,7 +116,13 @@ export class SandboxPool {
     const m = this.members.get(name);
     if (!m) throw new ToolFailure(`no sandbox named "${name}"`);
     this.members.delete(name);
-    await this.destroy(m);
+    const done = this.destroy(m);
+    this.destroying.add(done);
+    try {
+      await done;
+    } finally {
+      this.destroying.delete(done);
+    }
   }
 
   /** Destroys everything: secondaries first (in parallel), then main. Safe to call more than once. */
@@ -96,7 +131,8 @@ export class SandboxPool {
     await Promise.allSettled(this.pending.values());
     const all = [...this.members.values()];
     this.members.clear();
-    await Promise.all(all.filter((m) => m.name !== MAIN).map((m) => this.destroy(m)));
+    // Secondaries, including any a kill_sandbox call is still destroying, all go before main.
+    await Promise.all([...all.filter((m) => m.name !== MAIN).map((m) => this.destroy(m)), ...[...this.destroying].map((d) => d.catch(() => {}))]);
     const main = all.find((m) => m.name === MAIN);
     if (main) await this.destroy(main);
   }

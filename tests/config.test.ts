@@ -231,7 +231,10 @@ describe('precedence: flag > env > sandcaster.json > default', () => {
     assert.ok(c.defaults.composite);
     assert.equal(c.defaults.composite.maxSandboxes, 3);
     assert.equal(c.defaults.composite.maxTotalSpawns, 10);
-    assert.deepEqual([...c.defaults.composite.allowedProviders].sort(), ['docker', 'e2b']);
+    // SPEC section 8: allowedProviders defaults to all *configured* providers.
+    assert.deepEqual(c.defaults.composite.allowedProviders, ['docker'], 'no E2B key: docker only');
+    const withE2b = load({ composite: {} }, { E2B_API_KEY: 'e2b_0123abcd' });
+    assert.deepEqual([...withE2b.defaults.composite!.allowedProviders].sort(), ['docker', 'e2b']);
     const d = load({ composite: { maxSandboxes: 2, maxTotalSpawns: 4, allowedProviders: ['docker'] } });
     assert.equal(d.defaults.composite?.maxSandboxes, 2);
     assert.equal(d.defaults.composite?.maxTotalSpawns, 4);

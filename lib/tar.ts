@@ -57,11 +57,14 @@ export function packTar(entries: TarWriteEntry[]): Buffer[] {
     const name = e.type === 'dir' && !e.name.endsWith('/') ? `${e.name}/` : e.name;
     const d = e.type === 'file' ? e.data : undefined;
     const data = d ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : Buffer.alloc(0);
-    if (Buffer.byteLength(name) > 100) {
-      const pax = Buffer.from(paxRecord('path', name));
+    // What the ustar fields cannot hold goes in a PAX header first: long names, sizes of 8 GiB and more.
+    let records = Buffer.byteLength(name) > 100 ? paxRecord('path', name) : '';
+    if (data.length > 0o77777777777) records += paxRecord('size', String(data.length));
+    if (records) {
+      const pax = Buffer.from(records);
       out.push(header('PaxHeader', 'x', pax.length, e), pax, padding(pax.length));
     }
-    out.push(header(name, e.type === 'dir' ? '5' : '0', data.length, e));
+    out.push(header(name, e.type === 'dir' ? '5' : '0', Math.min(data.length, 0o77777777777), e));
     if (data.length) out.push(data, padding(data.length));
   }
   out.push(Buffer.alloc(BLOCK * 2));
@@ -93,11 +96,17 @@ function num(buf: Buffer, offset: number, length: number): number {
   return s ? parseInt(s, 8) : 0;
 }
 
-function parsePax(text: string): Record<string, string> {
+/** PAX records are length-prefixed ("<len> key=value\n"), so values may hold any byte, newlines included. */
+function parsePax(buf: Buffer): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^\d+ ([^=]+)=(.*)$/s.exec(line);
-    if (m) out[m[1]!] = m[2]!;
+  for (let off = 0; off < buf.length; ) {
+    const space = buf.indexOf(32, off);
+    const len = space < 0 ? 0 : parseInt(buf.toString('ascii', off, space), 10);
+    if (!len) break;
+    const record = buf.toString('utf8', space + 1, off + len - 1);
+    const eq = record.indexOf('=');
+    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
+    off += len;
   }
   return out;
 }
@@ -166,26 +175,28 @@ export class TarReader {
       this.ended = true; // end-of-archive marker; anything after it is padding
       return;
     }
-    const size = num(b, 124, 12);
     const flag = String.fromCharCode(b[156]!);
+    const pax = { ...this.global, ...this.pax };
+    // A PAX size (files over 8 GiB) replaces the header's; it does not apply to the meta entries themselves.
+    const meta = flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K';
+    const size = !meta && pax.size !== undefined ? Number(pax.size) : num(b, 124, 12);
     this.remaining = size;
     this.skipPad = (BLOCK - (size % BLOCK)) % BLOCK;
-    if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
+    if (meta) {
       const kinds = { x: 'pax', g: 'global', L: 'longname', K: 'longlink' } as const;
       this.meta = { kind: kinds[flag as keyof typeof kinds], chunks: [] };
       if (size === 0) this.finishMeta();
       return;
     }
-    const pax = { ...this.global, ...this.pax };
-    const prefix = b.toString('ascii', 257, 262) === 'ustar' ? str(b, 345, 155) : '';
+    // POSIX ustar ("ustar\0") keeps a name prefix at 345; GNU ("ustar ") keeps other fields there.
+    const prefix = b.toString('latin1', 257, 263) === 'ustar\0' ? str(b, 345, 155) : '';
     const name = pax.path ?? this.longName ?? (prefix ? `${prefix}/${str(b, 0, 100)}` : str(b, 0, 100));
     const type = TYPES[flag] ?? 'other';
-    const realSize = pax.size !== undefined ? Number(pax.size) : size;
     const mtime = pax.mtime !== undefined ? Number(pax.mtime) : num(b, 136, 12);
     const entry: TarEntry = {
       name,
       type: type === 'file' && name.endsWith('/') ? 'dir' : type,
-      size: type === 'file' ? realSize : 0,
+      size: type === 'file' ? size : 0,
       mode: num(b, 100, 8),
       mtimeMs: Math.round(mtime * 1000),
       linkname: pax.linkpath ?? this.longLink ?? str(b, 157, 100),
@@ -198,10 +209,10 @@ export class TarReader {
   private finishMeta(): void {
     const m = this.meta!;
     this.meta = null;
-    const text = Buffer.concat(m.chunks).toString('utf8');
-    if (m.kind === 'pax') Object.assign(this.pax, parsePax(text));
-    else if (m.kind === 'global') Object.assign(this.global, parsePax(text)); // applies to every later entry
-    else if (m.kind === 'longname') this.longName = text.replace(/\0+$/, '');
-    else this.longLink = text.replace(/\0+$/, '');
+    const body = Buffer.concat(m.chunks);
+    if (m.kind === 'pax') Object.assign(this.pax, parsePax(body));
+    else if (m.kind === 'global') Object.assign(this.global, parsePax(body)); // applies to every later entry
+    else if (m.kind === 'longname') this.longName = body.toString('utf8').replace(/\0+$/, '');
+    else this.longLink = body.toString('utf8').replace(/\0+$/, '');
   }
 }

@@ -3,7 +3,7 @@
 #   docker build -t sandcaster .
 #   docker run -d -p 8000:8000 --stop-timeout 45 -e SANDCASTER_API_KEY -e ANTHROPIC_API_KEY \
 #     -v sandcaster-data:/data sandcaster
-# docs/DEPLOY.md has the full story (Docker sandboxes through the host's socket, E2B, compose, Kubernetes);
+# README.md "Deploy" has the full story (Docker sandboxes through the host's socket, E2B, compose, Kubernetes);
 # bench/verify-image.sh builds this image and proves it works.
 #
 # Two stages:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proves the deployment: builds the Docker image, runs it the way docs/DEPLOY.md says, and checks it works.
+# Proves the deployment: builds the Docker image, runs it the way README.md ("Deploy") says, and checks it works.
 #
 #   bash bench/verify-image.sh [--build-only] [--remove-image]
 #
@@ -347,7 +347,7 @@ API_KEY="verify-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 docker volume create "$VOLUME_NAME" >/dev/null
 say "docker run $IMAGE on 127.0.0.1:$PORT (network host, socket gid $SOCK_GID, volume $VOLUME_NAME on /data)"
 T_RUN=$(now_ms)
-# The command from docs/DEPLOY.md, with --network host and a loopback port instead of -p 8000:8000, and the
+# The command from README.md ("Deploy"), with --network host and a loopback port instead of -p 8000:8000, and the
 # fake model server and the local sandbox image for this machine.
 docker run -d --name "$SERVER_NAME" --restart unless-stopped --stop-timeout "$STOP_TIMEOUT" \
   --network host -e SANDCASTER_HOST=127.0.0.1 -e SANDCASTER_PORT="$PORT" \

@@ -224,7 +224,9 @@ class E2bBox implements Sandbox {
    * Kills the command and everything it started. envd's kill signals only the top process, and
    * process groups are not dependable across envd versions, so every process carrying this exec's
    * tag in its environment is killed (orphaned and backgrounded children included), a few rounds
-   * in case something forks meanwhile.
+   * in case something forks meanwhile. Each round first stops every tagged process and only then
+   * kills them: killing one by one would let a shell whose child died first run its next command
+   * (`sleep 300; rm -rf x` must not reach the `rm` after a timeout).
    */
   private async kill(handle: CommandHandle, tag: string): Promise<void> {
     await Promise.allSettled([
@@ -238,8 +240,8 @@ class E2bBox implements Sandbox {
       'i=0; while [ $i -lt 5 ]; do found=; ' +
       'for p in /proc/[0-9]*; do ' +
       `if tr '\\0' '\\n' < "$p/environ" 2>/dev/null | grep -qx '${EXEC_TAG}=${tag}'; then ` +
-      'kill -9 "${p#/proc/}" 2>/dev/null && found=1; fi; done; ' +
-      '[ -z "$found" ] && break; i=$((i+1)); done; true';
+      'kill -STOP "${p#/proc/}" 2>/dev/null && found="$found ${p#/proc/}"; fi; done; ' +
+      '[ -z "$found" ] && break; kill -9 $found 2>/dev/null; i=$((i+1)); done; true';
     await this.sbx.commands.run(script, { timeoutMs: 15_000, requestTimeoutMs: REQUEST_TIMEOUT_MS });
   }
 

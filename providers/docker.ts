@@ -349,8 +349,16 @@ export function createDockerProvider(settings: DockerSettings, opts: DockerProvi
       const err = collector();
       const outText = new StringDecoder('utf8');
       const errText = new StringDecoder('utf8');
-      const emitOut = (s: string) => s && (out.add(s), o.onStdout?.(s));
-      const emitErr = (s: string) => s && (err.add(s), o.onStderr?.(s));
+      // A throwing listener must not crash the process from inside a stream callback.
+      const notify = (cb: ((s: string) => void) | undefined, s: string) => {
+        try {
+          cb?.(s);
+        } catch (e) {
+          log.warn('exec output listener failed', { error: e });
+        }
+      };
+      const emitOut = (s: string) => s && (out.add(s), notify(o.onStdout, s));
+      const emitErr = (s: string) => s && (err.add(s), notify(o.onStderr, s));
       let pid: number | undefined;
       let first = Buffer.alloc(0); // stdout bytes until the wrapper's pid line is complete
       const onStdoutBytes = (b: Buffer): boolean => {

@@ -163,7 +163,7 @@ describe('composite: the full workflow', () => {
     }
     // Both tool_use events were sent before either sandbox was ready, and the two creations overlapped in time.
     const firstCreated = events.findIndex((e) => e.subtype === 'sandbox_created' && e.sandbox !== 'main');
-    assert.ok(events.indexOf(spawnB.use) < firstCreated);
+    assert.ok(events.indexOf(spawnB.use) < firstCreated, "events.indexOf(spawnB.use) < firstCreated");
     const interval = (name: string) => {
       const line = logLines.find((l) => l.msg === 'sandbox created' && l.runId === runId && l.sandbox === name);
       assert.ok(line, `a log line for sandbox ${name}`);
@@ -523,7 +523,7 @@ describe('composite: ending a run with secondaries alive', () => {
     assert.ok(await waitFor(async () => (await managedContainers(instance)).length === 0, 2000, 25), 'every container gone within 2 s');
     const took = Date.now() - t0;
     assert.ok(took <= 2500, `took ${took} ms`);
-    assert.ok(await waitFor(async () => (await row(s, runId)).status !== 'running', 3000));
+    assert.ok(await waitFor(async () => (await row(s, runId)).status !== 'running', 3000), "await waitFor(async () => (await row(s, runId)).status !== 'running', 3000)");
     const r = await row(s, runId);
     assert.equal(r.status, 'cancelled');
     assert.equal(r.sandboxCount, 2);
@@ -551,7 +551,7 @@ describe('composite: ending a run with secondaries alive', () => {
     ctl.abort();
     const instance = s.app.store.instanceId;
     assert.ok(await waitFor(async () => (await managedContainers(instance)).length === 0, 2000, 25), 'every container gone within 2 s');
-    assert.ok(await waitFor(async () => (await row(s, runId)).status !== 'running', 3000));
+    assert.ok(await waitFor(async () => (await row(s, runId)).status !== 'running', 3000), "await waitFor(async () => (await row(s, runId)).status !== 'running', 3000)");
     assert.equal((await row(s, runId)).status, 'cancelled');
     // Nothing shows up later either (a creation that finished after the disconnect is destroyed, not kept).
     await new Promise((r) => setTimeout(r, 1000));

@@ -71,7 +71,7 @@ describe('defaults', () => {
       { memoryMb: c.docker.memoryMb, cpus: c.docker.cpus, pidsLimit: c.docker.pidsLimit, network: c.docker.network, user: c.docker.user },
       { memoryMb: 1024, cpus: 1, pidsLimit: 256, network: 'none', user: '1000:1000' },
     );
-    assert.ok(c.docker.image.length > 0);
+    assert.ok(c.docker.image.length > 0, "c.docker.image.length > 0");
     assert.deepEqual(c.keys, { anthropic: undefined, openai: undefined, google: undefined, openrouter: undefined });
     assert.deepEqual(c.baseUrls, {});
   });
@@ -228,7 +228,7 @@ describe('precedence: flag > env > sandcaster.json > default', () => {
 
   test('composite block: SPEC defaults fill what the file leaves out', () => {
     const c = load({ composite: {} });
-    assert.ok(c.defaults.composite);
+    assert.ok(c.defaults.composite, "c.defaults.composite");
     assert.equal(c.defaults.composite.maxSandboxes, 3);
     assert.equal(c.defaults.composite.maxTotalSpawns, 10);
     // SPEC section 8: allowedProviders defaults to all *configured* providers.

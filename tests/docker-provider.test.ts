@@ -201,7 +201,7 @@ describe('docker sandbox', { timeout: 120_000 }, () => {
     setTimeout(() => ac.abort(reason), 300);
     const start = performance.now();
     await assert.rejects(sb.exec('sleep 321 & sleep 322', { timeoutMs: 30_000, signal: ac.signal }), (err) => err === reason);
-    assert.ok(ms(start) < 5000);
+    assert.ok(ms(start) < 5000, "ms(start) < 5000");
     assert.doesNotMatch((await run('ps -o args')).stdout, /sleep 32[12]/);
     await assert.rejects(sb.exec('true', { timeoutMs: 1000, signal: AbortSignal.abort(reason) }), (err) => err === reason);
   });
@@ -313,7 +313,7 @@ describe('docker sandbox lifecycle', { timeout: 120_000 }, () => {
       setTimeout(() => void docker.getContainer(sb.id).kill().catch(() => {}), 300);
       const start = performance.now();
       await rejectsWith(sb.exec('sleep 30', { timeoutMs: 20_000 }), 'SANDBOX_LOST');
-      assert.ok(ms(start) < 5000);
+      assert.ok(ms(start) < 5000, "ms(start) < 5000");
       await rejectsWith(sb.exec('true', { timeoutMs: 1000 }), 'SANDBOX_LOST');
     } finally {
       await sb.destroy();
@@ -385,7 +385,7 @@ describe('docker sandbox lifecycle', { timeout: 120_000 }, () => {
       for (const sb of sandboxes) assert.equal((await sb.exec('echo pulled', { timeoutMs: 5000 })).stdout, 'pulled\n');
       const lines = logLines.slice(before).map((l) => JSON.parse(l));
       assert.equal(lines.filter((l) => l.level === 'info' && l.msg === 'pulling docker image' && l.image === image && !l.status).length, 1, 'one pull for both creates');
-      assert.ok(lines.some((l) => l.level === 'info' && l.msg === 'pulled docker image' && l.image === image));
+      assert.ok(lines.some((l) => l.level === 'info' && l.msg === 'pulled docker image' && l.image === image), "lines.some((l) => l.level === 'info' && l.msg === 'pulled docker image' && l.image === image)");
     } finally {
       await Promise.all(sandboxes.map((sb) => sb.destroy()));
       registry.close();
@@ -421,7 +421,7 @@ describe('docker sandbox lifecycle', { timeout: 120_000 }, () => {
         (sb) => sb.destroy().then(() => 'created'),
         (err) => (assert.equal(err, reason), 'aborted'),
       );
-      assert.ok(outcome === 'aborted' || outcome === 'created');
+      assert.ok(outcome === 'aborted' || outcome === 'created', "outcome === 'aborted' || outcome === 'created'");
       assert.deepEqual(await leftovers(instance), { containers: 0, volumes: 0 }, `after an abort at ${delay} ms`);
     }
   });

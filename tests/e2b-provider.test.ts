@@ -67,10 +67,10 @@ test('create sends template, metadata, timeout + 60 s, no internet, and no secre
   assert.equal(req.headers['x-api-key'], fake.apiKey);
   // Nothing in the sandbox's environment either.
   const env = await sbx.exec('env', { timeoutMs: 10_000 });
-  assert.ok(!env.stdout.includes(fake.apiKey));
+  assert.ok(!env.stdout.includes(fake.apiKey), "!env.stdout.includes(fake.apiKey)");
   assert.ok(!logLines.join('').includes(fake.apiKey), 'API key must not be logged');
   assert.equal(sbx.provider, 'e2b');
-  assert.ok(fake.sandboxes().some((s) => s.id === sbx.id));
+  assert.ok(fake.sandboxes().some((s) => s.id === sbx.id), "fake.sandboxes().some((s) => s.id === sbx.id)");
 });
 
 test('the default template comes from settings', async () => {
@@ -131,7 +131,7 @@ test('aborting an exec kills it and rejects with the reason', async () => {
   setTimeout(() => ac.abort(reason), 300);
   const t0 = Date.now();
   await assert.rejects(sbx.exec('sleep 301 & sleep 300', { timeoutMs: 60_000, signal: ac.signal }), (e) => e === reason);
-  assert.ok(Date.now() - t0 < 6000);
+  assert.ok(Date.now() - t0 < 6000, "Date.now() - t0 < 6000");
   const ps = await sbx.exec('ps -o args | grep -c "[s]leep 30[01]"', { timeoutMs: 10_000 });
   assert.equal(ps.stdout, '0\n');
   await assert.rejects(sbx.exec('true', { timeoutMs: 1000, signal: ac.signal }), (e) => e === reason);
@@ -206,7 +206,7 @@ for (const [status, hint] of [
 test('a 429 with a short Retry-After is retried by the SDK', async () => {
   fake.failCreate(429, { code: 429, message: 'slow down' }, { 'Retry-After': '1' });
   const sbx = await create();
-  assert.ok(fake.sandboxes().some((s) => s.id === sbx.id));
+  assert.ok(fake.sandboxes().some((s) => s.id === sbx.id), "fake.sandboxes().some((s) => s.id === sbx.id)");
 });
 
 test('an unreachable E2B is SANDBOX_ERROR with a network hint', async () => {
@@ -251,7 +251,7 @@ test('destroy is idempotent and never throws', async () => {
   const sbx = await create();
   await Promise.all([sbx.destroy(), sbx.destroy()]);
   await sbx.destroy();
-  assert.ok(!fake.sandboxes().some((s) => s.id === sbx.id));
+  assert.ok(!fake.sandboxes().some((s) => s.id === sbx.id), "!fake.sandboxes().some((s) => s.id === sbx.id)");
   assert.equal(fake.requests.filter((r) => r.method === 'DELETE' && r.path === `/sandboxes/${sbx.id}`).length, 1);
   await rejectsWith(sbx.exec('true', { timeoutMs: 5000 }), 'SANDBOX_LOST');
 });
@@ -274,7 +274,7 @@ test('aborting a create rejects at once and the late sandbox is killed', async (
   while (Date.now() < deadline) {
     const id = fake.requests.find((r) => r.path === '/v2/sandboxes' && (r.body as any)?.metadata?.[E2B_META_RUN] === 'run_abort')?.createdId;
     if (id && fake.requests.some((r) => r.method === 'DELETE' && r.path === `/sandboxes/${id}`)) {
-      assert.ok(!fake.sandboxes().some((s) => s.id === id));
+      assert.ok(!fake.sandboxes().some((s) => s.id === id), "!fake.sandboxes().some((s) => s.id === id)");
       return;
     }
     await new Promise((r) => setTimeout(r, 100));

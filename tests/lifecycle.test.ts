@@ -39,7 +39,7 @@ describe('graceful shutdown (SIGTERM)', () => {
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();
     child.proc.kill('SIGTERM');
-    assert.ok(await waitFor(async () => (await child.fetch('/health')).status === 503, 2000));
+    assert.ok(await waitFor(async () => (await child.fetch('/health')).status === 503, 2000), "await waitFor(async () => (await child.fetch('/health')).status === 503, 2000)");
     const health = await (await child.fetch('/health')).json();
     assert.equal(health.status, 'draining');
     const refused = await post(child.url, { prompt: 'y', model: 'haiku' });
@@ -57,7 +57,7 @@ describe('graceful shutdown (SIGTERM)', () => {
     store.close();
     assert.equal(row.status, 'error');
     assert.equal(row.errorCode, 'SHUTDOWN');
-    assert.ok(child.logs.some((l) => l.msg === 'draining'));
+    assert.ok(child.logs.some((l) => l.msg === 'draining'), "child.logs.some((l) => l.msg === 'draining')");
   });
 
   test('a run that finishes within the grace period completes normally', async () => {
@@ -65,7 +65,7 @@ describe('graceful shutdown (SIGTERM)', () => {
     const child = await spawnServer({ ...modelEnv(), SANDCASTER_DB: join(dir, 'grace.db'), SANDCASTER_SHUTDOWN_GRACE_SECONDS: '20' });
     const res = await post(child.url, { prompt: 'x', model: 'haiku' });
     const reader = readEvents(res);
-    assert.ok(await waitFor(async () => (await managedContainers(child.instanceId)).length === 1, 10_000));
+    assert.ok(await waitFor(async () => (await managedContainers(child.instanceId)).length === 1, 10_000), "await waitFor(async () => (await managedContainers(child.instanceId)).length === 1, 10_000)");
     child.proc.kill('SIGINT');
     const result = assertWellFormedRun(await reader);
     assert.equal(result.type, 'result');
@@ -92,7 +92,7 @@ describe('crash recovery', () => {
       const row = await (await second.fetch(`/runs/${runId}`)).json();
       assert.equal(row.status, 'error');
       assert.equal(row.errorCode, 'INTERRUPTED');
-      assert.ok(row.completedAt);
+      assert.ok(row.completedAt, "row.completedAt");
       assert.ok(await waitFor(async () => (await managedContainers(first.instanceId)).length === 0, 10_000), 'reaped at start');
     } finally {
       second.proc.kill('SIGTERM');
@@ -138,10 +138,10 @@ describe('load limits', () => {
       assert.equal(first.status, 200);
       const second = await s.query({ prompt: 'y', model: 'haiku' });
       assert.equal(second.status, 429);
-      assert.ok(Number(second.headers.get('retry-after')) > 0);
+      assert.ok(Number(second.headers.get('retry-after')) > 0, "Number(second.headers.get('retry-after')) > 0");
       assert.equal((await second.json()).error.code, 'TOO_MANY_RUNS');
       ctl.abort();
-      assert.ok(await waitFor(() => s.app.runs.size === 0, 5000));
+      assert.ok(await waitFor(() => s.app.runs.size === 0, 5000), "await waitFor(() => s.app.runs.size === 0, 5000)");
     } finally {
       await s.stop();
     }
@@ -205,7 +205,7 @@ describe('Docker engine faults', () => {
       const err = assertWellFormedRun(events);
       assert.equal(err.code, 'SANDBOX_ERROR');
       assert.ok(err.hint, 'a hint says what to do');
-      assert.ok(Date.now() - t0 < 15_000);
+      assert.ok(Date.now() - t0 < 15_000, "Date.now() - t0 < 15_000");
     } finally {
       await s.stop();
     }
@@ -247,7 +247,7 @@ describe('Docker engine faults', () => {
       const last = got.at(-1)!;
       assert.equal(last.type, 'error');
       assert.match(last.code, /^SANDBOX_(ERROR|LOST)$/);
-      assert.ok(Date.now() - t0 < 30_000);
+      assert.ok(Date.now() - t0 < 30_000, "Date.now() - t0 < 30_000");
     } finally {
       await s.stop();
       try {

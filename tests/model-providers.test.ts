@@ -88,7 +88,7 @@ async function checkAbortBeforeHeaders(client: ModelClient, server: FakeModelSer
   setTimeout(() => ac.abort(new Error('timeout')), 50);
   const started = Date.now();
   await assert.rejects(client.turn(request({ model, signal: ac.signal }), recorder().cb), /^Error: timeout$/);
-  assert.ok(Date.now() - started < 500);
+  assert.ok(Date.now() - started < 500, "Date.now() - started < 500");
   await server.waitForAborted(1);
 }
 
@@ -134,7 +134,7 @@ describe('anthropic provider', () => {
     assert.equal(r.path, '/v1/messages');
     // @anthropic-ai/sdk 1.x sends the API key as a Bearer token (0.x used x-api-key).
     assert.equal(r.headers.authorization, `Bearer ${ANTHROPIC_KEY}`);
-    assert.ok(r.headers['anthropic-version']);
+    assert.ok(r.headers['anthropic-version'], "r.headers['anthropic-version']");
     assert.equal(r.body.stream, true);
     assert.equal(r.body.model, 'claude-sonnet-4-6');
     assert.equal(r.body.max_tokens, 16384);
@@ -214,7 +214,7 @@ describe('anthropic provider', () => {
     const first = await client.turn(request({ model: 'claude-haiku-4-5', thinkingLevel: 'medium' }), cb);
 
     assert.equal(events.map((e) => e.replace(/^think:/, '')).join(''), thinking);
-    assert.ok(events.length >= 2 && events.every((e) => e.startsWith('think:')));
+    assert.ok(events.length >= 2 && events.every((e) => e.startsWith('think:')), "events.length >= 2 && events.every((e) => e.startsWith('think:'))");
     const body = server.requests[0].body;
     assert.deepEqual(body.thinking, { type: 'enabled', budget_tokens: 8192 });
     assert.equal(body.max_tokens, 16384 + 8192);
@@ -270,14 +270,14 @@ describe('anthropic provider', () => {
     server.setScript([{ error: { status: 429, headers: h } }, { error: { status: 429, headers: h } }]);
     const client = createAnthropicClient({ provider: 'anthropic', apiKey: ANTHROPIC_KEY, baseURL: server.url, maxRetries: 1 });
     const err = await client.turn(request(), recorder().cb).catch((e) => e);
-    assert.ok(err instanceof ModelError);
+    assert.ok(err instanceof ModelError, "err instanceof ModelError");
     assert.equal(err.status, 429);
     assert.match(err.message, /rate limit exceeded after 1 retry/);
-    assert.ok(err.hint);
+    assert.ok(err.hint, "err.hint");
 
     server.setScript(() => ({ error: { status: 529, headers: h } }));
     const err2 = await client.turn(request(), recorder().cb).catch((e) => e);
-    assert.ok(err2 instanceof ModelError);
+    assert.ok(err2 instanceof ModelError, "err2 instanceof ModelError");
     assert.equal(err2.status, 529);
     assert.match(err2.message, /API error 529 after 1 retry/);
     assert.equal(server.requests.length, 4);
@@ -289,7 +289,7 @@ describe('anthropic provider', () => {
     server.setScript([{ error: { status: 401, body: { type: 'error', error: { type: 'authentication_error', message: `invalid x-api-key ${ANTHROPIC_KEY}` } } } }]);
     const client = createAnthropicClient({ provider: 'anthropic', apiKey: ANTHROPIC_KEY, baseURL: server.url });
     const err = await client.turn(request(), recorder().cb).catch((e) => e);
-    assert.ok(err instanceof ModelError);
+    assert.ok(err instanceof ModelError, "err instanceof ModelError");
     assert.equal(err.status, 401);
     assert.match(err.message, /authentication failed: check ANTHROPIC_API_KEY/);
     noKeyIn(err, ANTHROPIC_KEY);
@@ -334,7 +334,7 @@ describe('anthropic provider', () => {
   test('an unreachable server is a ModelError with a hint', async () => {
     const client = createAnthropicClient({ provider: 'anthropic', apiKey: ANTHROPIC_KEY, baseURL: await deadURL(), maxRetries: 0 });
     const err = await client.turn(request(), recorder().cb).catch((e) => e);
-    assert.ok(err instanceof ModelError);
+    assert.ok(err instanceof ModelError, "err instanceof ModelError");
     assert.equal(err.status, undefined);
     assert.match(err.message, /could not reach anthropic at 127\.0\.0\.1:\d+/);
     assert.match(err.hint ?? '', /ANTHROPIC_BASE_URL/);
@@ -423,7 +423,7 @@ describe('openai provider', () => {
       const { events, cb } = recorder();
       const res = await client.turn(request({ model: 'deepseek-reasoner' }), cb);
       const think = events.filter((e) => e.startsWith('think:'));
-      assert.ok(think.length >= 2);
+      assert.ok(think.length >= 2, "think.length >= 2");
       assert.equal(think.map((e) => e.slice(6)).join(''), thinking);
       assert.equal(events.at(-1), `text:${text}`);
       assert.equal(res.text, text);
@@ -473,7 +473,7 @@ describe('openai provider', () => {
     server.setScript(() => ({ error: { status: 503, headers: { 'retry-after': '0' } } }));
     const client = createOpenAIClient({ provider: 'openai', apiKey: OPENAI_KEY, baseURL: server.url, maxRetries: 2 });
     const err = await client.turn(request({ model: 'gpt-4o' }), recorder().cb).catch((e) => e);
-    assert.ok(err instanceof ModelError);
+    assert.ok(err instanceof ModelError, "err instanceof ModelError");
     assert.equal(err.status, 503);
     assert.match(err.message, /openai API error 503 after 2 retries/);
     assert.equal(server.requests.length, 3);
@@ -486,7 +486,7 @@ describe('openai provider', () => {
     for (const [provider, variable] of [['openai', 'OPENAI_API_KEY'], ['google', 'GOOGLE_API_KEY']] as const) {
       const client = createOpenAIClient({ provider, apiKey: OPENAI_KEY, baseURL: server.url });
       const err = await client.turn(request({ model: 'gpt-4o' }), recorder().cb).catch((e) => e);
-      assert.ok(err instanceof ModelError);
+      assert.ok(err instanceof ModelError, "err instanceof ModelError");
       assert.equal(err.status, 401);
       assert.match(err.message, new RegExp(`authentication failed: check ${variable}`));
       noKeyIn(err, OPENAI_KEY);
@@ -558,7 +558,7 @@ describe('openai provider', () => {
   test('an unreachable server is a ModelError with a hint', async () => {
     const client = createOpenAIClient({ provider: 'openrouter', apiKey: OPENAI_KEY, baseURL: await deadURL(), maxRetries: 0 });
     const err = await client.turn(request({ model: 'openai/gpt-4o' }), recorder().cb).catch((e) => e);
-    assert.ok(err instanceof ModelError);
+    assert.ok(err instanceof ModelError, "err instanceof ModelError");
     assert.match(err.message, /could not reach openrouter at 127\.0\.0\.1:\d+/);
     assert.match(err.hint ?? '', /OPENROUTER_BASE_URL/);
   });

@@ -131,7 +131,7 @@ describe('planRun: model and provider', () => {
     test(`with only ${provider} configured and no model, that provider's default model is used`, () => {
       const p = plan({}, KEYS[provider]);
       assert.equal(p.provider, provider);
-      assert.ok(p.model.length > 0);
+      assert.ok(p.model.length > 0, "p.model.length > 0");
       // The default model belongs to that provider's family (OpenRouter ids are vendor/model).
       assert.equal(providerForModel(p.model), provider);
       // ...and is a model whose cost we can report (OpenRouter prices vary by route).
@@ -195,7 +195,7 @@ describe('planRun: model and provider', () => {
   test('NOT_CONFIGURED when no model key is set', () => {
     const e = planError({}, {});
     assert.equal(e.status, 503);
-    assert.ok('code' in e && e.code === 'NOT_CONFIGURED');
+    assert.ok('code' in e && e.code === 'NOT_CONFIGURED', "'code' in e && e.code === 'NOT_CONFIGURED'");
     assert.match(e.hint, /ANTHROPIC_API_KEY/);
   });
 
@@ -207,11 +207,11 @@ describe('planRun: model and provider', () => {
     ] as const) {
       const e = planError(body, KEYS.anthropic);
       assert.equal(e.status, 503);
-      assert.ok('code' in e && e.code === 'NOT_CONFIGURED');
+      assert.ok('code' in e && e.code === 'NOT_CONFIGURED', "'code' in e && e.code === 'NOT_CONFIGURED'");
       assert.ok(e.hint.includes(variable), `${e.hint} should name ${variable}`);
     }
     const e = planError({ model: 'opus' }, KEYS.openai);
-    assert.ok('hint' in e && e.hint.includes('ANTHROPIC_API_KEY'));
+    assert.ok('hint' in e && e.hint.includes('ANTHROPIC_API_KEY'), "'hint' in e && e.hint.includes('ANTHROPIC_API_KEY')");
   });
 });
 
@@ -225,7 +225,7 @@ describe('planRun: request values override config defaults', () => {
     assert.equal(p.outputFormat, undefined);
     assert.equal(p.composite, undefined);
     assert.deepEqual(p.warnings, []);
-    assert.ok(p.maxTurns >= 1 && p.maxTurns <= 500);
+    assert.ok(p.maxTurns >= 1 && p.maxTurns <= 500, "p.maxTurns >= 1 && p.maxTurns <= 500");
   });
 
   const file = { maxTurns: 12, timeout: 120, thinkingLevel: 'low', systemPrompt: 'CONFIGURED PROMPT' };
@@ -255,8 +255,8 @@ describe('planRun: request values override config defaults', () => {
     assert.ok(p.system.endsWith('REQUEST PROMPT'), p.system);
     assert.ok(p.system.length > 'CONFIGURED PROMPT'.length + 'REQUEST PROMPT'.length, 'separated, not glued');
     const q = plan({ systemPrompt: 'REQUEST PROMPT' }, KEYS.anthropic);
-    assert.ok(q.system.startsWith(DEFAULT_SYSTEM_PROMPT));
-    assert.ok(q.system.endsWith('REQUEST PROMPT'));
+    assert.ok(q.system.startsWith(DEFAULT_SYSTEM_PROMPT), "q.system.startsWith(DEFAULT_SYSTEM_PROMPT)");
+    assert.ok(q.system.endsWith('REQUEST PROMPT'), "q.system.endsWith('REQUEST PROMPT')");
   });
 
   test('outputFormat: request over file; the json_schema wrapper is unwrapped', () => {
@@ -300,13 +300,13 @@ describe('planRun: tools', () => {
   test('an unknown tool name is a request error', () => {
     const parsed = parseQuery({ prompt: 'x', allowedTools: ['bash', 'format_disk'] });
     assert.equal(parsed.ok, false);
-    assert.ok(!parsed.ok && parsed.issues.some((i) => i.path.startsWith('allowedTools')));
+    assert.ok(!parsed.ok && parsed.issues.some((i) => i.path.startsWith('allowedTools')), "!parsed.ok && parsed.issues.some((i) => i.path.startsWith('allowedTools'))");
   });
 
   test('a composite tool without composite enabled is a 400 on allowedTools', () => {
     const e = planError({ allowedTools: ['bash', 'spawn_sandbox'] }, KEYS.anthropic);
     assert.equal(e.status, 400);
-    assert.ok('details' in e);
+    assert.ok('details' in e, "'details' in e");
     assert.equal(e.details[0]!.path, 'allowedTools');
     assert.match(e.details[0]!.message, /spawn_sandbox/);
   });
@@ -340,9 +340,9 @@ describe('composite: the request can only tighten', () => {
     for (const field of ['maxSandboxes', 'maxTotalSpawns', 'allowedProviders', 'allowedTemplates']) {
       assert.ok(w.some((x) => x.content.includes(field)), `a warning about ${field}`);
     }
-    assert.ok(w.every((x) => typeof x.code === 'string' && /^[A-Z_]+$/.test(x.code)));
-    assert.ok(w.some((x) => x.content.includes('e2b')));
-    assert.ok(w.some((x) => x.content.includes('img:evil')));
+    assert.ok(w.every((x) => typeof x.code === 'string' && /^[A-Z_]+$/.test(x.code)), "w.every((x) => typeof x.code === 'string' && /^[A-Z_]+$/.test(x.code))");
+    assert.ok(w.some((x) => x.content.includes('e2b')), "w.some((x) => x.content.includes('e2b'))");
+    assert.ok(w.some((x) => x.content.includes('img:evil')), "w.some((x) => x.content.includes('img:evil'))");
   });
 
   test('only the looser field warns', () => {
@@ -374,7 +374,7 @@ describe('composite: the request can only tighten', () => {
 
   test('a composite value outside the schema range is a request error, not a clamp', () => {
     const parsed = parseQuery({ prompt: 'x', composite: { maxSandboxes: 21 } });
-    assert.ok(!parsed.ok && parsed.issues.some((i) => i.path === 'composite.maxSandboxes'));
+    assert.ok(!parsed.ok && parsed.issues.some((i) => i.path === 'composite.maxSandboxes'), "!parsed.ok && parsed.issues.some((i) => i.path === 'composite.maxSandboxes')");
     const arr = parseQuery({ prompt: 'x', composite: [] });
     assert.ok(!arr.ok && arr.issues.some((i) => i.path === 'composite'), 'an array is not a composite block');
   });

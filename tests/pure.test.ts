@@ -60,7 +60,7 @@ describe('EventStream (SPEC section 4)', () => {
       assert.equal(lines.length, 3, `block ${i + 1} has exactly three lines: ${JSON.stringify(lines)}`);
       assert.equal(lines[0], `id: ${i + 1}`);
       assert.equal(lines[1], `event: ${all[i]!.type}`);
-      assert.ok(lines[2]!.startsWith('data: '));
+      assert.ok(lines[2]!.startsWith('data: '), "lines[2]!.startsWith('data: ')");
       const data = JSON.parse(lines[2]!.slice('data: '.length));
       assert.deepEqual(data, all[i]);
       assert.equal(data.type, all[i]!.type);
@@ -185,14 +185,14 @@ describe('decodeText', () => {
 describe('pricing', () => {
   test('an exact id is known', () => {
     const p = findPrice('claude-sonnet-4-6');
-    assert.ok(p);
-    assert.ok(p.input > 0 && p.output > 0);
+    assert.ok(p, "p");
+    assert.ok(p.input > 0 && p.output > 0, "p.input > 0 && p.output > 0");
   });
 
   test('a dated variant <id>-YYYYMMDD has the price of the id', () => {
     assert.deepEqual(findPrice('claude-sonnet-4-6-20260101'), findPrice('claude-sonnet-4-6'));
     assert.deepEqual(findPrice('claude-3-5-haiku-20241022'), findPrice('claude-3-5-haiku'));
-    assert.ok(findPrice('claude-3-5-haiku'));
+    assert.ok(findPrice('claude-3-5-haiku'), "findPrice('claude-3-5-haiku')");
   });
 
   test('only an 8-digit date suffix counts', () => {
@@ -248,7 +248,7 @@ describe('structured output', () => {
       required: ['name', 'count'],
       additionalProperties: false,
     };
-    assert.ok(compileSchema(schema).ok);
+    assert.ok(compileSchema(schema).ok, "compileSchema(schema).ok");
     assert.equal(validateOutput(schema, { name: 'a', count: 2 }), null);
     assert.notEqual(validateOutput(schema, { name: 'a', count: -1 }), null);
     assert.notEqual(validateOutput(schema, { name: 'a', count: 1, extra: true }), null);
@@ -267,7 +267,7 @@ describe('structured output', () => {
       prefixItems: [{ type: 'string' }, { type: 'number' }],
       items: false,
     };
-    assert.ok(compileSchema(schema).ok);
+    assert.ok(compileSchema(schema).ok, "compileSchema(schema).ok");
     assert.equal(validateOutput(schema, ['a', 1]), null);
     assert.notEqual(validateOutput(schema, ['a', 'b']), null, 'second item must be a number');
     assert.notEqual(validateOutput(schema, ['a', 1, 2]), null, 'no items past prefixItems');
@@ -288,20 +288,20 @@ describe('structured output', () => {
     assert.equal(compileSchema({ type: 'object', properties: { a: { minimum: 'zero' } } }).ok, false);
     assert.equal(v.safeParse(outputFormatSchema, { type: 'not-a-type' }).success, false);
     const parsed = parseQuery({ prompt: 'x', outputFormat: { type: 'object', required: 'name' } });
-    assert.ok(!parsed.ok && parsed.issues.some((i) => i.path === 'outputFormat'));
+    assert.ok(!parsed.ok && parsed.issues.some((i) => i.path === 'outputFormat'), "!parsed.ok && parsed.issues.some((i) => i.path === 'outputFormat')");
   });
 
   test('the {type: "json_schema", schema} wrapper is normalised to the schema', () => {
     const schema = { type: 'object', properties: { a: { type: 'number' } } };
     const r = v.safeParse(outputFormatSchema, { type: 'json_schema', schema });
-    assert.ok(r.success);
+    assert.ok(r.success, "r.success");
     assert.deepEqual(r.output, schema);
   });
 
   test('validation error text names the field', () => {
     const schema = { type: 'object', properties: { user: { type: 'object', properties: { age: { type: 'integer' } } } }, required: ['title'] };
     const err = validateOutput(schema, { user: { age: 'old' } });
-    assert.ok(err);
+    assert.ok(err, "err");
     assert.match(err, /user\/age/);
     assert.match(err, /title/);
   });
@@ -316,23 +316,23 @@ describe('structured output', () => {
   test('extractJson: bare JSON', () => {
     assert.deepEqual(extractJson('{"a": 1}'), { ok: true, value: { a: 1 }, text: '{"a": 1}' });
     const r = extractJson('  \n[1, 2, 3]\n ');
-    assert.ok(r.ok);
+    assert.ok(r.ok, "r.ok");
     assert.deepEqual(r.value, [1, 2, 3]);
   });
 
   test('extractJson: a ```json fence, with text around it', () => {
     const r = extractJson('Here is the result:\n```json\n{"name": "x", "n": [1, 2]}\n```\nAnything else?');
-    assert.ok(r.ok);
+    assert.ok(r.ok, "r.ok");
     assert.deepEqual(r.value, { name: 'x', n: [1, 2] });
     assert.equal(r.text, '{"name": "x", "n": [1, 2]}', 'the bare JSON text, fence removed');
   });
 
   test('extractJson: a bare ``` fence and an uppercase JSON tag', () => {
     const a = extractJson('```\n{"a": true}\n```');
-    assert.ok(a.ok);
+    assert.ok(a.ok, "a.ok");
     assert.deepEqual(a.value, { a: true });
     const b = extractJson('```JSON\n{"b": null}\n```');
-    assert.ok(b.ok);
+    assert.ok(b.ok, "b.ok");
     assert.deepEqual(b.value, { b: null });
   });
 
@@ -440,39 +440,39 @@ describe('globToRegExp', () => {
   const matches = (glob: string, path: string) => globToRegExp(glob).test(path);
 
   test('*.txt: one segment', () => {
-    assert.ok(matches('*.txt', 'a.txt'));
-    assert.ok(matches('*.txt', '.txt'));
-    assert.ok(!matches('*.txt', 'dir/a.txt'));
-    assert.ok(!matches('*.txt', 'a.txt.bak'));
+    assert.ok(matches('*.txt', 'a.txt'), "matches('*.txt', 'a.txt')");
+    assert.ok(matches('*.txt', '.txt'), "matches('*.txt', '.txt')");
+    assert.ok(!matches('*.txt', 'dir/a.txt'), "!matches('*.txt', 'dir/a.txt')");
+    assert.ok(!matches('*.txt', 'a.txt.bak'), "!matches('*.txt', 'a.txt.bak')");
     assert.ok(!matches('*.txt', 'atxt'), 'the dot is literal');
   });
 
   test('**/*.js: any depth, including none', () => {
-    assert.ok(matches('**/*.js', 'x.js'));
-    assert.ok(matches('**/*.js', 'a/x.js'));
-    assert.ok(matches('**/*.js', 'a/b/c/x.js'));
-    assert.ok(!matches('**/*.js', 'x.jsx'));
-    assert.ok(!matches('**/*.js', 'a/x.json'));
+    assert.ok(matches('**/*.js', 'x.js'), "matches('**/*.js', 'x.js')");
+    assert.ok(matches('**/*.js', 'a/x.js'), "matches('**/*.js', 'a/x.js')");
+    assert.ok(matches('**/*.js', 'a/b/c/x.js'), "matches('**/*.js', 'a/b/c/x.js')");
+    assert.ok(!matches('**/*.js', 'x.jsx'), "!matches('**/*.js', 'x.jsx')");
+    assert.ok(!matches('**/*.js', 'a/x.json'), "!matches('**/*.js', 'a/x.json')");
   });
 
   test('a/**: everything under a', () => {
-    assert.ok(matches('a/**', 'a/b'));
-    assert.ok(matches('a/**', 'a/b/c.txt'));
-    assert.ok(!matches('a/**', 'ab/c'));
-    assert.ok(!matches('a/**', 'b/a/c'));
+    assert.ok(matches('a/**', 'a/b'), "matches('a/**', 'a/b')");
+    assert.ok(matches('a/**', 'a/b/c.txt'), "matches('a/**', 'a/b/c.txt')");
+    assert.ok(!matches('a/**', 'ab/c'), "!matches('a/**', 'ab/c')");
+    assert.ok(!matches('a/**', 'b/a/c'), "!matches('a/**', 'b/a/c')");
   });
 
   test('?: exactly one character within a segment', () => {
-    assert.ok(matches('file?.md', 'file1.md'));
-    assert.ok(!matches('file?.md', 'file12.md'));
-    assert.ok(!matches('file?.md', 'file.md'));
-    assert.ok(!matches('file?.md', 'file/.md'));
+    assert.ok(matches('file?.md', 'file1.md'), "matches('file?.md', 'file1.md')");
+    assert.ok(!matches('file?.md', 'file12.md'), "!matches('file?.md', 'file12.md')");
+    assert.ok(!matches('file?.md', 'file.md'), "!matches('file?.md', 'file.md')");
+    assert.ok(!matches('file?.md', 'file/.md'), "!matches('file?.md', 'file/.md')");
   });
 
   test('regex metacharacters are literal', () => {
-    assert.ok(matches('a+b(1)[x].txt', 'a+b(1)[x].txt'));
-    assert.ok(!matches('a+b.txt', 'aab.txt'));
-    assert.ok(matches('src/$name^.ts', 'src/$name^.ts'));
+    assert.ok(matches('a+b(1)[x].txt', 'a+b(1)[x].txt'), "matches('a+b(1)[x].txt', 'a+b(1)[x].txt')");
+    assert.ok(!matches('a+b.txt', 'aab.txt'), "!matches('a+b.txt', 'aab.txt')");
+    assert.ok(matches('src/$name^.ts', 'src/$name^.ts'), "matches('src/$name^.ts', 'src/$name^.ts')");
   });
 });
 
@@ -496,7 +496,7 @@ describe('normaliseUploadPath', () => {
     test(`${JSON.stringify(input)} is refused`, () => {
       const r = normaliseUploadPath(input);
       assert.equal(typeof r, 'object', `got ${JSON.stringify(r)}`);
-      assert.ok(typeof r === 'object' && r.error.length > 0);
+      assert.ok(typeof r === 'object' && r.error.length > 0, "typeof r === 'object' && r.error.length > 0");
     });
   }
 });
@@ -524,15 +524,15 @@ describe('parseQuery', () => {
   });
 
   test('prompt rules and unknown fields name the field', () => {
-    assert.ok(issues({}).some((i) => i.path === 'prompt'));
-    assert.ok(issues({ prompt: '' }).some((i) => i.path === 'prompt'));
-    assert.ok(issues({ prompt: ' \n\t ' }).some((i) => i.path === 'prompt'));
-    assert.ok(issues({ prompt: 'x'.repeat(1_000_001) }).some((i) => i.path === 'prompt'));
-    assert.ok(ok({ prompt: 'x'.repeat(1_000_000) }));
-    assert.ok(issues({ prompt: 'x', bogus: 1 }).some((i) => i.path === 'bogus'));
-    assert.ok(issues({ prompt: 'x', maxTurns: 0 }).some((i) => i.path === 'maxTurns'));
-    assert.ok(issues({ prompt: 'x', timeout: 3601 }).some((i) => i.path === 'timeout'));
-    assert.ok(issues({ prompt: 'x', provider: 'mistral' }).some((i) => i.path === 'provider'));
+    assert.ok(issues({}).some((i) => i.path === 'prompt'), "issues({}).some((i) => i.path === 'prompt')");
+    assert.ok(issues({ prompt: '' }).some((i) => i.path === 'prompt'), "issues({ prompt: '' }).some((i) => i.path === 'prompt')");
+    assert.ok(issues({ prompt: ' \n\t ' }).some((i) => i.path === 'prompt'), "issues({ prompt: ' \\n\\t ' }).some((i) => i.path === 'prompt')");
+    assert.ok(issues({ prompt: 'x'.repeat(1_000_001) }).some((i) => i.path === 'prompt'), "issues({ prompt: 'x'.repeat(1_000_001) }).some((i) => i.path === 'prompt')");
+    assert.ok(ok({ prompt: 'x'.repeat(1_000_000) }), "ok({ prompt: 'x'.repeat(1_000_000) })");
+    assert.ok(issues({ prompt: 'x', bogus: 1 }).some((i) => i.path === 'bogus'), "issues({ prompt: 'x', bogus: 1 }).some((i) => i.path === 'bogus')");
+    assert.ok(issues({ prompt: 'x', maxTurns: 0 }).some((i) => i.path === 'maxTurns'), "issues({ prompt: 'x', maxTurns: 0 }).some((i) => i.path === 'maxTurns')");
+    assert.ok(issues({ prompt: 'x', timeout: 3601 }).some((i) => i.path === 'timeout'), "issues({ prompt: 'x', timeout: 3601 }).some((i) => i.path === 'timeout')");
+    assert.ok(issues({ prompt: 'x', provider: 'mistral' }).some((i) => i.path === 'provider'), "issues({ prompt: 'x', provider: 'mistral' }).some((i) => i.path === 'provider')");
   });
 
   test('object-form files: {"path": "text"}', () => {
@@ -560,21 +560,21 @@ describe('parseQuery', () => {
   });
 
   test('invalid base64 names the content field', () => {
-    assert.ok(issues({ prompt: 'x', files: [{ path: 'a', content: 'not base64!!', encoding: 'base64' }] }).some((i) => i.path === 'files[0].content'));
+    assert.ok(issues({ prompt: 'x', files: [{ path: 'a', content: 'not base64!!', encoding: 'base64' }] }).some((i) => i.path === 'files[0].content'), "issues({ prompt: 'x', files: [{ path: 'a', content: 'not base64!!', encoding: 'base64' }] }).some...");
   });
 
   test('bad paths and duplicates after normalising name the item', () => {
-    assert.ok(issues({ prompt: 'x', files: [{ path: '../etc/passwd', content: '' }] }).some((i) => i.path === 'files[0].path'));
-    assert.ok(issues({ prompt: 'x', files: [{ path: 'a.txt', content: '1' }, { path: './a.txt', content: '2' }] }).some((i) => i.path === 'files[1].path'));
-    assert.ok(issues({ prompt: 'x', files: { '/abs': 'x' } }).some((i) => i.path.startsWith('files') && i.path.endsWith('path')));
-    assert.ok(issues({ prompt: 'x', files: [{ path: 'a', content: 'x', extra: 1 }] }).some((i) => i.path === 'files[0].extra'));
-    assert.ok(issues({ prompt: 'x', files: [{ path: 'a', content: 'x', encoding: 'hex' }] }).some((i) => i.path === 'files[0].encoding'));
+    assert.ok(issues({ prompt: 'x', files: [{ path: '../etc/passwd', content: '' }] }).some((i) => i.path === 'files[0].path'), "issues({ prompt: 'x', files: [{ path: '../etc/passwd', content: '' }] }).some((i) => i.path === '...");
+    assert.ok(issues({ prompt: 'x', files: [{ path: 'a.txt', content: '1' }, { path: './a.txt', content: '2' }] }).some((i) => i.path === 'files[1].path'), "issues({ prompt: 'x', files: [{ path: 'a.txt', content: '1' }, { path: './a.txt', content: '2' }]...");
+    assert.ok(issues({ prompt: 'x', files: { '/abs': 'x' } }).some((i) => i.path.startsWith('files') && i.path.endsWith('path')), "issues({ prompt: 'x', files: { '/abs': 'x' } }).some((i) => i.path.startsWith('files') && i.path....");
+    assert.ok(issues({ prompt: 'x', files: [{ path: 'a', content: 'x', extra: 1 }] }).some((i) => i.path === 'files[0].extra'), "issues({ prompt: 'x', files: [{ path: 'a', content: 'x', extra: 1 }] }).some((i) => i.path === 'f...");
+    assert.ok(issues({ prompt: 'x', files: [{ path: 'a', content: 'x', encoding: 'hex' }] }).some((i) => i.path === 'files[0].encoding'), "issues({ prompt: 'x', files: [{ path: 'a', content: 'x', encoding: 'hex' }] }).some((i) => i.path...");
   });
 
   test('at most 20 files', () => {
     const files = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`f${i}.txt`, String(i)]));
     assert.equal(ok({ files: files(20) }).files.length, 20);
-    assert.ok(issues({ prompt: 'x', files: files(21) }).some((i) => i.path === 'files'));
+    assert.ok(issues({ prompt: 'x', files: files(21) }).some((i) => i.path === 'files'), "issues({ prompt: 'x', files: files(21) }).some((i) => i.path === 'files')");
   });
 
   test('at most 10 MiB decoded in total, counted after base64 decoding', () => {
@@ -596,7 +596,7 @@ describe('parseQuery', () => {
         { path: 'b.txt', content: 'b'.repeat(half + 1) },
       ],
     });
-    assert.ok(over.some((i) => i.path === 'files'));
+    assert.ok(over.some((i) => i.path === 'files'), "over.some((i) => i.path === 'files')");
   });
 });
 
@@ -625,10 +625,10 @@ describe('RunStore (SPEC section 7)', () => {
     const path = freshPath();
     const s = new RunStore(path);
     try {
-      assert.ok(existsSync(path));
+      assert.ok(existsSync(path), "existsSync(path)");
       s.insert(run('run_a', '2026-01-01T00:00:00.000Z'));
       const r = s.get('run_a');
-      assert.ok(r);
+      assert.ok(r, "r");
       assert.equal(r.status, 'running');
       assert.equal(r.prompt, 'prompt run_a');
       assert.equal(r.model, 'claude-sonnet-4-6');
@@ -745,7 +745,7 @@ describe('RunStore (SPEC section 7)', () => {
         const r = t.get(id)!;
         assert.equal(r.status, 'error');
         assert.equal(r.errorCode, 'INTERRUPTED');
-        assert.ok(r.error && r.error.length > 0);
+        assert.ok(r.error && r.error.length > 0, "r.error && r.error.length > 0");
         assert.equal(r.completedAt, '2026-01-02T00:00:00.000Z');
       }
       const done = t.get('run_done')!;
@@ -777,14 +777,14 @@ describe('RunStore (SPEC section 7)', () => {
 describe('edge cases', () => {
   test('extractJson accepts a fence on one line', () => {
     const r = extractJson('here: ```json {"a":1}```');
-    assert.ok(r.ok);
+    assert.ok(r.ok, "r.ok");
     assert.deepEqual(r.ok && r.value, { a: 1 });
   });
 
   test('truncateMiddle never splits a surrogate pair', () => {
     const text = 'a'.repeat(14_999) + '😀'.repeat(20_000);
     const out = truncateMiddle(text);
-    assert.ok(!out.includes('\uFFFD'));
+    assert.ok(!out.includes('\uFFFD'), "!out.includes('\\uFFFD')");
     assert.ok(!/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(out), 'no lone surrogate');
     const omitted = Number(/\[\.\.\. (\d+) characters omitted \.\.\.\]/.exec(out)![1]);
     const marker = `\n[... ${omitted} characters omitted ...]\n`;

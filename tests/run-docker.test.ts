@@ -79,7 +79,7 @@ describe('a full run per model family', () => {
       assert.equal(started.provider, family);
       assert.equal(started.sandboxProvider, 'docker');
       assert.equal(created.sandbox, 'main');
-      assert.ok(created.sandboxId);
+      assert.ok(created.sandboxId, "created.sandboxId");
 
       const [read, readResult, bash, bashResult] = events.filter((e) => e.type === 'tool_use' || e.type === 'tool_result');
       assert.deepEqual({ ...read, id: undefined }, { type: 'tool_use', id: undefined, toolName: 'read_file', input: { path: 'notes/in.txt' }, sandbox: 'main' });
@@ -103,7 +103,7 @@ describe('a full run per model family', () => {
       assert.equal(result.inputTokens, 450);
       assert.equal(result.outputTokens, 35);
       assert.equal(typeof result.costUsd, 'number');
-      assert.ok(result.durationSecs > 0);
+      assert.ok(result.durationSecs > 0, "result.durationSecs > 0");
 
       // The model saw the tool results, and got the key only in its auth header.
       const reqs = fake.requests.slice(before);
@@ -111,7 +111,7 @@ describe('a full run per model family', () => {
       assert.ok(JSON.stringify(reqs[2]!.body).includes('HELLO'), 'the bash output went back to the model');
       // The Anthropic SDK 1.x sends the key as a Bearer token; OpenAI-style APIs always do.
       const authHeader = reqs[0]!.headers.authorization ?? reqs[0]!.headers['x-api-key'];
-      assert.ok(String(authHeader).includes(family === 'anthropic' ? ANTHROPIC_KEY : OPENAI_KEY));
+      assert.ok(String(authHeader).includes(family === 'anthropic' ? ANTHROPIC_KEY : OPENAI_KEY), "String(authHeader).includes(family === 'anthropic' ? ANTHROPIC_KEY : OPENAI_KEY)");
 
       const row = await (await s.fetch(`/runs/${runId}`)).json();
       assert.equal(row.status, 'completed');
@@ -175,7 +175,7 @@ describe('tools', () => {
     assert.match(byTool('list_files')[0]!.content, /src\/a\.txt \(7 bytes\)/);
     assert.equal(byTool('read_file')[1]!.content, 'one 2 3');
     // The two 1-second sleeps ran concurrently.
-    assert.ok(Date.now() - t0 < 5000);
+    assert.ok(Date.now() - t0 < 5000, "Date.now() - t0 < 5000");
     const sleeps = byTool('bash').slice(0, 2).map((r) => r.content);
     assert.deepEqual(sleeps.map((c) => c.split('\n')[0]).sort(), ['slept', 'slept-too']);
   });
@@ -219,7 +219,7 @@ describe('ending a run', () => {
     const err = assertWellFormedRun(events);
     assert.equal(err.type, 'error');
     assert.equal(err.code, 'MODEL_ERROR');
-    assert.ok(!JSON.stringify(events).includes(ANTHROPIC_KEY));
+    assert.ok(!JSON.stringify(events).includes(ANTHROPIC_KEY), "!JSON.stringify(events).includes(ANTHROPIC_KEY)");
     assert.equal(events.at(-2)!.subtype, 'sandbox_destroyed');
     const row = await (await s.fetch(`/runs/${runId}`)).json();
     assert.equal(row.status, 'error');
@@ -255,8 +255,8 @@ describe('ending a run', () => {
     ctl.abort();
     const t0 = Date.now();
     assert.ok(await waitFor(async () => (await managedContainers(s.app.store.instanceId)).length === 0, 2000), 'sandbox destroyed within 2 s');
-    assert.ok(Date.now() - t0 <= 2100);
+    assert.ok(Date.now() - t0 <= 2100, "Date.now() - t0 <= 2100");
     await anthropic.waitForAborted(abortedBefore + 1, 2000);
-    assert.ok(await waitFor(async () => (await (await s.fetch(`/runs/${runId}`)).json()).status === 'cancelled', 2000));
+    assert.ok(await waitFor(async () => (await (await s.fetch(`/runs/${runId}`)).json()).status === 'cancelled', 2000), "await waitFor(async () => (await (await s.fetch(`/runs/${runId}`)).json()).status === 'cancelled'...");
   });
 });

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: prepares the Docker engine and the local sandbox image, then runs every tests/**/*.test.ts
 // with node:test (TypeScript through tsx). Every assert.ok in the tests carries a message: without one, a
-// failing assert makes Node re-read and re-parse the source to build a message, which takes minutes here. Extra arguments are passed on, e.g. `npm test -- tests/sse.test.ts`.
+// failing assert makes Node re-read and re-parse the source to build a message, which takes minutes here.
+// Extra arguments are passed on, e.g. `npm test -- tests/api.test.ts`.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, dirname, relative } from 'node:path';

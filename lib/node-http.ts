@@ -35,6 +35,7 @@ export async function sendFetchResponse(res: ServerResponse, response: Response,
   const reader = response.body.getReader();
   const gone = () => void reader.cancel(new Error('client disconnected')).catch(() => {});
   res.once('close', gone);
+  if (res.destroyed) gone(); // the client left before the response started: 'close' has already fired
   try {
     for (;;) {
       const { done, value } = await reader.read();

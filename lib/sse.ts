@@ -14,6 +14,7 @@ export class EventStream {
   private controller!: ReadableStreamDefaultController<Uint8Array>;
   private nextId = 1;
   private closed = false;
+  private pending = '';
   private heartbeat: NodeJS.Timeout;
 
   /** `onCancel` runs when the reader goes away (client disconnect). */
@@ -45,9 +46,30 @@ export class EventStream {
     if (this.closed) return false;
     this.heartbeat.refresh();
     const id = this.nextId++;
-    this.controller.enqueue(enc.encode(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`));
+    this.write(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
     return true;
   }
+
+  /**
+   * Events written in one tick go out as one chunk (flushed on the next tick, before any I/O), so a burst of
+   * small events, e.g. the many deltas of one model-stream read, costs one encode, one enqueue, one socket
+   * write and one HTTP chunk instead of one each (BENCHMARKS.md, SSE throughput).
+   */
+  private write(text: string): void {
+    if (this.pending === '') process.nextTick(this.flush);
+    this.pending += text;
+  }
+
+  private readonly flush = (): void => {
+    if (this.pending === '') return;
+    const text = this.pending;
+    this.pending = '';
+    try {
+      this.controller.enqueue(enc.encode(text));
+    } catch {
+      /* cancelled by the reader meanwhile */
+    }
+  };
 
   /** Sends the terminal event and closes the stream. */
   end(event: StreamEvent): void {
@@ -56,6 +78,7 @@ export class EventStream {
 
   close(): void {
     if (this.closed) return;
+    this.flush();
     this.stop();
     try {
       this.controller.close();
@@ -65,7 +88,7 @@ export class EventStream {
   }
 
   private ping(): void {
-    if (!this.closed) this.controller.enqueue(enc.encode(': ping\n\n'));
+    if (!this.closed) this.write(': ping\n\n');
   }
 
   private stop(): void {

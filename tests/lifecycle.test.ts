@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { startFakeAnthropic, type FakeModelServer } from './fixtures/fake-models.ts';
 import { spawnServer } from './helpers/child.ts';
 import { assertWellFormedRun, readEvents, readUntil } from './helpers/sse.ts';
-import { docker, managedContainers, startTestServer, waitFor, TEST_IMAGE } from './helpers/server.ts';
+import { docker, managedContainers, managedVolumes, startTestServer, waitFor, TEST_IMAGE } from './helpers/server.ts';
+import { createDockerProvider } from '../providers/docker.ts';
 import { RunStore } from '../lib/store.ts';
 
 let fake: FakeModelServer;
@@ -254,8 +255,12 @@ describe('Docker engine faults', () => {
       try {
         unlinkSync(sock);
       } catch {}
-      // The container outlived its engine connection; the reaper of a later start would remove it. Clean up here.
-      for (const c of await managedContainers(s.app.store.instanceId)) await docker.getContainer(c.Id).remove({ force: true, v: true });
+      // The container and its workspace volume outlived the engine connection; the reaper of a later start
+      // would remove them. Here the provider's own reaper does it, on the real engine.
+      const removed = await createDockerProvider({ ...s.app.config.docker, host: undefined }).reap(s.app.store.instanceId, new Set());
+      assert.ok(removed >= 1, 'the orphaned sandbox was reaped');
+      assert.equal((await managedContainers(s.app.store.instanceId)).length, 0, 'no container left');
+      assert.equal((await managedVolumes(s.app.store.instanceId)).length, 0, 'no volume left');
     }
   });
 });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startFakeAnthropic, startFakeOpenAI, type FakeModelServer } from './fixtures/fake-models.ts';
 import { assertWellFormedRun, readEvents } from './helpers/sse.ts';
-import { managedContainers, startTestServer, waitFor, type TestServer } from './helpers/server.ts';
+import { managedContainers, managedVolumes, startTestServer, waitFor, type TestServer } from './helpers/server.ts';
 
 let anthropic: FakeModelServer;
 let openai: FakeModelServer;
@@ -32,6 +32,7 @@ after(async () => {
 });
 afterEach(async () => {
   assert.ok(await waitFor(async () => (await managedContainers(s.app.store.instanceId)).length === 0, 5000), 'no container left');
+  assert.equal((await managedVolumes(s.app.store.instanceId)).length, 0, 'no workspace volume left');
 });
 
 const files = (events: Record<string, any>[]) => events.filter((e) => e.type === 'file');

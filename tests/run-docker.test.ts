@@ -1,9 +1,10 @@
 // End to end: a real server, the real model SDKs against fake model servers, real Docker sandboxes.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createConnection } from 'node:net';
 import { startFakeAnthropic, startFakeOpenAI, type FakeModelServer } from './fixtures/fake-models.ts';
 import { assertWellFormedRun, readEvents, readUntil } from './helpers/sse.ts';
-import { managedContainers, startTestServer, waitFor, type TestServer } from './helpers/server.ts';
+import { managedContainers, managedVolumes, startTestServer, waitFor, type TestServer } from './helpers/server.ts';
 
 const ANTHROPIC_KEY = 'sk-ant-secret-do-not-leak-1234567890';
 const OPENAI_KEY = 'sk-openai-secret-do-not-leak-0987654321';
@@ -33,6 +34,7 @@ after(async () => {
 afterEach(async () => {
   // Every test leaves no sandbox behind.
   assert.ok(await waitFor(async () => (await managedContainers(s.app.store.instanceId)).length === 0, 5000), 'no container left');
+  assert.equal((await managedVolumes(s.app.store.instanceId)).length, 0, 'no workspace volume left');
 });
 
 const types = (events: Record<string, any>[]) => events.map((e) => (e.type === 'system' ? `system:${e.subtype}` : e.type));
@@ -241,6 +243,29 @@ describe('ending a run', () => {
     const row = await (await s.fetch(`/runs/${runId}`)).json();
     assert.equal(row.status, 'error');
     assert.equal(row.errorCode, 'TIMEOUT');
+  });
+
+  test('a client that hangs up before the response starts still cancels its run', async () => {
+    anthropic.setScript([{ hang: true }]);
+    const known = new Set(((await (await s.fetch('/runs?limit=200')).json()) as { id: string }[]).map((r) => r.id));
+    const { port } = new URL(s.url);
+    const body = JSON.stringify({ prompt: 'x', model: 'haiku' });
+    // Send the whole request, then close at once: the server learns of it before it answers.
+    await new Promise<void>((resolve, reject) => {
+      const sock = createConnection(Number(port), '127.0.0.1', () => {
+        sock.end(`POST /query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        sock.destroy();
+        resolve();
+      });
+      sock.on('error', reject);
+    });
+    let runId: string | undefined;
+    const isNew = (r: { id: string }) => !known.has(r.id);
+    assert.ok(await waitFor(async () => (runId = (await (await s.fetch('/runs?limit=200')).json()).find(isNew)?.id) !== undefined, 5000), 'the run was recorded');
+    assert.ok(
+      await waitFor(async () => (await (await s.fetch(`/runs/${runId}`)).json()).status === 'cancelled', 5000),
+      'the run is cancelled, not left running until its timeout',
+    );
   });
 
   test('client disconnect: run cancelled, model request aborted, sandbox gone within 2 s', async () => {

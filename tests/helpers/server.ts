@@ -59,6 +59,12 @@ export async function managedContainers(instanceId?: string): Promise<Dockerode.
   return docker.listContainers({ all: true, filters: { label } });
 }
 
+/** Volumes (sandbox workspaces) labelled as Sandcaster's, optionally of one instance. */
+export async function managedVolumes(instanceId?: string): Promise<Dockerode.VolumeInspectInfo[]> {
+  const label = ['sandcaster.managed=true', ...(instanceId ? [`sandcaster.instance=${instanceId}`] : [])];
+  return (await docker.listVolumes({ filters: { label } })).Volumes ?? [];
+}
+
 /** Polls until `check` is true or `ms` pass; returns the last value of check. */
 export async function waitFor(check: () => Promise<boolean> | boolean, ms = 5000, every = 50): Promise<boolean> {
   const until = Date.now() + ms;

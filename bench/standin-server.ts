@@ -1,0 +1,62 @@
+// Benchmark-only entry: the real Sandcaster server (same config loader, routes, run loop, SSE writer, node:http
+// adapter, SQLite store and model clients) with an in-process sandbox stand-in instead of Docker/E2B, so that
+// what a benchmark measures is the server itself. Never used in production.
+// Run: node --import tsx bench/standin-server.ts serve --host 127.0.0.1 --port 0   (env as for server.ts)
+import { randomBytes } from 'node:crypto';
+import { loadConfig } from '../lib/config.ts';
+import { createRegistry, type Registry } from '../lib/registry.ts';
+import type { ExecResult, Sandbox, SandboxProvider } from '../lib/sandbox.ts';
+import { parseCli, startServer } from '../server.ts';
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+/** A sandbox that answers every call at once: commands succeed with no output, the workspace is empty. */
+class StandinSandbox implements Sandbox {
+  readonly id = `standin_${randomBytes(6).toString('hex')}`;
+  readonly provider = 'docker' as const;
+  async exec(): Promise<ExecResult> {
+    await tick();
+    return { stdout: '', stderr: '', exitCode: 0, timedOut: false };
+  }
+  async writeFile(): Promise<void> {
+    await tick();
+  }
+  async readFile(): Promise<Uint8Array> {
+    await tick();
+    return new Uint8Array();
+  }
+  async list() {
+    await tick();
+    return [];
+  }
+  async destroy(): Promise<void> {
+    await tick();
+  }
+}
+
+const standin: SandboxProvider = {
+  name: 'docker',
+  defaultImage: 'standin',
+  available: async () => true,
+  create: async () => {
+    await tick();
+    return new StandinSandbox();
+  },
+  reap: async () => 0,
+};
+
+function withStandin(real: Registry): Registry {
+  return {
+    ...real, // the real model clients
+    sandboxProvider: async () => standin,
+    chooseSandboxProvider: async () => 'docker',
+    loadedSandboxProviders: () => [standin],
+  };
+}
+
+const cli = parseCli(process.argv.slice(2));
+if (!('command' in cli) || cli.command !== 'serve') throw new Error('usage: bench/standin-server.ts serve [--host H] [--port P]');
+const running = await startServer(loadConfig(cli.flags), { registry: (config) => withStandin(createRegistry(config)) });
+const stop = () => running.shutdown().then(() => process.exit(0));
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);

@@ -3,13 +3,7 @@
 
 import { ModelError, type ModelProviderName } from '../lib/model.ts';
 import { log } from '../lib/log.ts';
-
-export const KEY_VARS: Record<ModelProviderName, string> = {
-  anthropic: 'ANTHROPIC_API_KEY',
-  openai: 'OPENAI_API_KEY',
-  google: 'GOOGLE_API_KEY',
-  openrouter: 'OPENROUTER_API_KEY',
-};
+import { KEY_ENV } from '../lib/models.ts';
 
 /** Thinking budgets per level (SPEC section 5); also the extra output headroom a thinking turn gets. */
 export const THINKING_BUDGET = { low: 2048, medium: 8192, high: 24576 } as const;
@@ -59,7 +53,7 @@ export interface ErrorContext {
 
 /** Builds the ModelError for a failed call. Messages never contain the API key (it is cut out). */
 export function toModelError(info: ErrorInfo, ctx: ErrorContext, cause: unknown): ModelError {
-  const keyVar = KEY_VARS[ctx.provider];
+  const keyVar = KEY_ENV[ctx.provider];
   const urlVar = keyVar.replace('_API_KEY', '_BASE_URL');
   const host = hostOf(ctx.baseURL);
   const retries = ctx.maxRetries > 0 ? ` after ${ctx.maxRetries} ${ctx.maxRetries === 1 ? 'retry' : 'retries'}` : '';

@@ -1,4 +1,4 @@
-// The raw engine-API floor shared by benchmarks 1 and 4: the Docker provider's container spec rebuilt by hand,
+// The raw engine-API floor shared by benchmarks 1 and 4: the Docker provider's own container spec,
 // one raw lifecycle (create with the labelled named volume, start, exec `true`, remove container and volume),
 // the same lifecycle with every engine call a server run makes (for attribution), and the fake model script of
 // one `bash true` call then an answer.
@@ -7,38 +7,16 @@ import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { loadConfig } from '../lib/config.ts';
 import { packTar } from '../lib/tar.ts';
+import { containerSpec } from '../providers/docker.ts';
 import { IMAGE, docker, now } from './lib.ts';
 
 const settings = loadConfig({}, { SANDCASTER_DOCKER_IMAGE: IMAGE }).docker; // what the server child uses
 export const floorInstance = `bench_floor_${process.pid}`;
 
-/** The provider's container spec (providers/docker.ts), rebuilt by hand for the floor. */
+/** The provider's own container spec (providers/docker.ts), so the floor is exactly as hardened. */
 function hardenedSpec(name: string, volume: string): Docker.ContainerCreateOptions {
   const labels = { 'sandcaster.managed': 'true', 'sandcaster.instance': floorInstance, 'sandcaster.run': name };
-  const bytes = settings.memoryMb * 1024 * 1024;
-  return {
-    name,
-    Image: settings.image,
-    Cmd: ['/bin/sh', '-c', 'read _'],
-    OpenStdin: true,
-    User: settings.user,
-    WorkingDir: '/workspace',
-    Env: [],
-    Labels: labels,
-    NetworkDisabled: settings.network === 'none',
-    HostConfig: {
-      Memory: bytes,
-      MemorySwap: bytes,
-      NanoCpus: Math.round(settings.cpus * 1e9),
-      PidsLimit: settings.pidsLimit,
-      CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges'],
-      Init: true,
-      NetworkMode: settings.network,
-      ReadonlyRootfs: settings.readOnlyRootfs,
-      Mounts: [{ Type: 'volume', Source: volume, Target: '/workspace', VolumeOptions: { Labels: labels } as unknown as Docker.MountSettings['VolumeOptions'] }],
-    },
-  };
+  return containerSpec(settings, { name, image: settings.image, labels, volume });
 }
 
 export type Steps = Record<string, number[]>;

@@ -136,6 +136,43 @@ function slug(s: string): string {
 }
 
 /**
+ * The hardened container of one sandbox (SPEC section 6). Exported so the benchmark floor creates exactly the
+ * same container as the provider does.
+ */
+export function containerSpec(
+  settings: DockerSettings,
+  c: { name: string; image: string; labels: Record<string, string>; volume: string },
+): Docker.ContainerCreateOptions {
+  const bytes = settings.memoryMb * 1024 * 1024;
+  return {
+    name: c.name,
+    Image: c.image,
+    Cmd: KEEPALIVE,
+    OpenStdin: true,
+    User: settings.user,
+    WorkingDir: WORKSPACE,
+    Env: [], // nothing of ours: the image's own PATH etc. only, never a key
+    Labels: c.labels,
+    NetworkDisabled: settings.network === 'none',
+    HostConfig: {
+      Memory: bytes,
+      MemorySwap: bytes, // same as Memory: no swap, so a runaway allocation is OOM-killed
+      NanoCpus: Math.round(settings.cpus * 1e9),
+      PidsLimit: settings.pidsLimit,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Init: true,
+      NetworkMode: settings.network,
+      ReadonlyRootfs: settings.readOnlyRootfs,
+      // /tmp stays writable for tools on a read-only root (the archive API cannot see into a tmpfs).
+      Tmpfs: settings.readOnlyRootfs ? { '/tmp': `rw,nosuid,nodev,exec,size=${settings.memoryMb}m,mode=1777` } : undefined,
+      // A named volume, not the container's layer: the archive API writes into it even on a read-only root.
+      Mounts: [{ Type: 'volume', Source: c.volume, Target: WORKSPACE, VolumeOptions: { Labels: c.labels } as unknown as Docker.MountSettings['VolumeOptions'] }],
+    },
+  };
+}
+
+/**
  * The engine client for DOCKER_HOST as configured. A unix socket is taken from the setting itself; other
  * schemes (tcp://, TLS with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://) are left to docker-modem, which
  * reads the same variables from the environment.
@@ -250,35 +287,8 @@ export function createDockerProvider(settings: DockerSettings, opts: DockerProvi
     const name = `sandcaster-${slug(o.runId)}-${randomBytes(4).toString('hex')}`;
     const volume = `${name}-workspace`;
     const labels = { 'sandcaster.managed': 'true', 'sandcaster.instance': o.instanceId, 'sandcaster.run': o.runId };
-    const bytes = settings.memoryMb * 1024 * 1024;
     // A fresh object per call: dockerode deletes abortSignal from the options it is given.
-    const spec = (signal: AbortSignal): Docker.ContainerCreateOptions => ({
-      name,
-      Image: image,
-      Cmd: KEEPALIVE,
-      OpenStdin: true,
-      User: settings.user,
-      WorkingDir: WORKSPACE,
-      Env: [], // nothing of ours: the image's own PATH etc. only, never a key
-      Labels: labels,
-      NetworkDisabled: settings.network === 'none',
-      HostConfig: {
-        Memory: bytes,
-        MemorySwap: bytes, // same as Memory: no swap, so a runaway allocation is OOM-killed
-        NanoCpus: Math.round(settings.cpus * 1e9),
-        PidsLimit: settings.pidsLimit,
-        CapDrop: ['ALL'],
-        SecurityOpt: ['no-new-privileges'],
-        Init: true,
-        NetworkMode: settings.network,
-        ReadonlyRootfs: settings.readOnlyRootfs,
-        // /tmp stays writable for tools on a read-only root (the archive API cannot see into a tmpfs).
-        Tmpfs: settings.readOnlyRootfs ? { '/tmp': `rw,nosuid,nodev,exec,size=${settings.memoryMb}m,mode=1777` } : undefined,
-        // A named volume, not the container's layer: the archive API writes into it even on a read-only root.
-        Mounts: [{ Type: 'volume', Source: volume, Target: WORKSPACE, VolumeOptions: { Labels: labels } as unknown as Docker.MountSettings['VolumeOptions'] }],
-      },
-      abortSignal: signal,
-    });
+    const spec = (signal: AbortSignal): Docker.ContainerCreateOptions => ({ ...containerSpec(settings, { name, image, labels, volume }), abortSignal: signal });
     const started = Date.now();
     try {
       let container: Docker.Container;

@@ -31,7 +31,7 @@ import {
   type TurnRequest,
   type TurnResult,
 } from '../lib/model.ts';
-import { THINKING_BUDGET, abortable, describeCause, parseToolInput, sdkLogger, toModelError, type ErrorInfo } from './model-common.ts';
+import { IncompleteStreamError, THINKING_BUDGET, abortable, describeCause, parseToolInput, sdkLogger, toModelError, type ErrorInfo } from './model-common.ts';
 
 const ANSWER_TOKENS = 16_384;
 const EPHEMERAL = { type: 'ephemeral' } as const;
@@ -241,7 +241,7 @@ async function readStream(stream: AsyncIterable<StreamEvent>, signal: AbortSigna
     }
   }
   if (signal.aborted) throw signal.reason;
-  if (!finished) throw new IncompleteStreamError();
+  if (!finished) throw new IncompleteStreamError('the response stream ended before message_stop');
 
   function finishToolBlock(index: number): void {
     const b = blocks[index];
@@ -272,12 +272,6 @@ async function readStream(stream: AsyncIterable<StreamEvent>, signal: AbortSigna
       stopReason === 'max_tokens' || stopReason === 'model_context_window_exceeded' ? 'max_tokens' : toolCalls.length ? 'tool_use' : 'end',
     message: { role: 'assistant', text, toolCalls, native },
   };
-}
-
-class IncompleteStreamError extends Error {
-  constructor() {
-    super('the response stream ended before message_stop');
-  }
 }
 
 function classify(err: unknown): ErrorInfo {

@@ -5,6 +5,9 @@ import { ModelError, type ModelProviderName } from '../lib/model.ts';
 import { log } from '../lib/log.ts';
 import { KEY_ENV } from '../lib/models.ts';
 
+/** A stream that ended without the provider's end marker: treated as a dropped connection. */
+export class IncompleteStreamError extends Error {}
+
 /** Thinking budgets per level (SPEC section 5); also the extra output headroom a thinking turn gets. */
 export const THINKING_BUDGET = { low: 2048, medium: 8192, high: 24576 } as const;
 

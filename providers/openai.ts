@@ -33,7 +33,7 @@ import {
   type TurnRequest,
   type TurnResult,
 } from '../lib/model.ts';
-import { THINKING_BUDGET, abortable, describeCause, parseToolInput, sdkLogger, toModelError, type ErrorInfo } from './model-common.ts';
+import { IncompleteStreamError, THINKING_BUDGET, abortable, describeCause, parseToolInput, sdkLogger, toModelError, type ErrorInfo } from './model-common.ts';
 
 export const DEFAULT_OPENAI_COMPAT_URLS: Partial<Record<ModelProviderName, string>> = {
   google: 'https://generativelanguage.googleapis.com/v1beta/openai/',
@@ -211,7 +211,7 @@ async function readStream(stream: AsyncIterable<ChatCompletionChunk>, signal: Ab
   }
   if (signal.aborted) throw signal.reason;
   // Every compatible server ends with a finish_reason; a stream without one was cut off.
-  if (!finishReason) throw new IncompleteStreamError();
+  if (!finishReason) throw new IncompleteStreamError('the response stream ended without a finish_reason');
 
   const toolCalls: ToolCall[] = [];
   const wireCalls: WireToolCall[] = [];
@@ -234,12 +234,6 @@ async function readStream(stream: AsyncIterable<ChatCompletionChunk>, signal: Ab
     stopReason: finishReason === 'length' ? 'max_tokens' : toolCalls.length ? 'tool_use' : 'end',
     message: { role: 'assistant', text, toolCalls, native },
   };
-}
-
-class IncompleteStreamError extends Error {
-  constructor() {
-    super('the response stream ended without a finish_reason');
-  }
 }
 
 function classify(err: unknown): ErrorInfo {

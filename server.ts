@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RunAbort } from './lib/abort.ts';
 import { ConfigError, loadConfig, type Config, type Flags } from './lib/config.ts';
+import { lockDatabase } from './lib/db-lock.ts';
 import { RunManager } from './lib/inflight.ts';
 import { log, registerSecret, setLogLevel } from './lib/log.ts';
 import { sendFetchResponse, toFetchRequest } from './lib/node-http.ts';
@@ -57,7 +58,14 @@ async function reap(app: AppContext, backends: ('docker' | 'e2b')[]): Promise<vo
 export async function startServer(config: Config, opts: { reapIntervalMs?: number; registry?: (config: Config) => Registry } = {}): Promise<RunningServer> {
   setLogLevel(config.logLevel);
   for (const k of [config.apiKey, config.webhookSecret, config.e2b.apiKey, ...Object.values(config.keys)]) registerSecret(k);
-  const store = new RunStore(config.db);
+  const lock = lockDatabase(config.db); // before anything touches the file: a second server must not take it over
+  let store: RunStore;
+  try {
+    store = new RunStore(config.db);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const interrupted = store.markInterrupted(new Date().toISOString());
   if (interrupted) log.warn('runs left running by a previous process marked interrupted', { count: interrupted });
   const app: AppContext = { config, store, registry: (opts.registry ?? createRegistry)(config), runs: new RunManager(config.maxConcurrentRuns) };
@@ -75,10 +83,16 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
       });
   });
   server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+  } catch (err) {
+    store.close();
+    lock.release();
+    throw err;
+  }
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   log.info('listening', { url, version: VERSION, instanceId: store.instanceId, db: config.db, config: config.configPath });
@@ -112,6 +126,7 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
         server.closeAllConnections();
       });
       store.close();
+      lock.release();
       log.info('stopped');
     })());
   return { url, app, server, shutdown };

@@ -18,7 +18,8 @@ import { costOf, findPrice } from './pricing.ts';
 import type { Registry } from './registry.ts';
 import { SandboxError, WORKSPACE, type SandboxProviderName } from './sandbox.ts';
 import { EventStream, type StreamEvent } from './sse.ts';
-import type { RunStatus, RunStore } from './store.ts';
+import type { RunEnd, RunStatus, RunStore } from './store.ts';
+import { apiError } from './http.ts';
 import { BASE_TOOLS, type ToolContext, type ToolDef } from './tools.ts';
 
 export interface AppContext {
@@ -58,6 +59,27 @@ function failure(err: unknown, runId: string): Terminal {
   return make('INTERNAL', 'internal error; see the server log for this run id');
 }
 
+/** Runs a store write; a failure is logged and reported as false, never thrown into the run. */
+function storeSafely(runId: string, what: string, write: () => void): boolean {
+  try {
+    write();
+    return true;
+  } catch (err) {
+    log.error(`could not ${what}`, { runId, error: err });
+    return false;
+  }
+}
+
+const FINISH_RETRY_MS = [1000, 5000, 30_000];
+
+function retryFinish(app: AppContext, runId: string, end: RunEnd, completedAt: string, attempt = 0): void {
+  const delay = FINISH_RETRY_MS[attempt];
+  if (delay === undefined) return void log.error('gave up closing the run row; the next start marks it INTERRUPTED', { runId });
+  setTimeout(() => {
+    if (!storeSafely(runId, 'close the run row (retry)', () => app.store.finish(runId, end, completedAt))) retryFinish(app, runId, end, completedAt, attempt + 1);
+  }, delay).unref();
+}
+
 /** Starts a run in the background and returns its SSE response at once. */
 export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string): Response {
   const runId = newRunId();
@@ -67,11 +89,25 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
   const stream = new EventStream(() => controller.abort(new RunAbort('CANCELLED', 'the client disconnected')));
   const sandboxIds = new Set<string>();
 
-  app.store.insert({ id: runId, prompt: plan.prompt, model: plan.model, provider: plan.provider, sandboxProvider, startedAt: new Date(started).toISOString() });
+  try {
+    app.store.insert({ id: runId, prompt: plan.prompt, model: plan.model, provider: plan.provider, sandboxProvider, startedAt: new Date(started).toISOString() });
+  } catch (err) {
+    // Nothing was created yet: refuse the run rather than run it unrecorded.
+    log.error('could not record the run', { runId, error: err });
+    stream.close();
+    return apiError(503, 'STORAGE_ERROR', 'the run could not be recorded in the database', {
+      hint: 'check that the disk holding SANDCASTER_DB has space and that no other program holds a lock on it',
+      headers: { 'retry-after': '5' },
+    });
+  }
   log.info('run started', { runId, model: plan.model, provider: plan.provider, sandboxProvider, requestId });
   stream.send({ type: 'system', subtype: 'run_started', content: `run ${runId} started`, runId, model: plan.model, provider: plan.provider, sandboxProvider });
 
-  const done = execute().catch((err) => log.error('run cleanup failed', { runId, error: err }));
+  const done = execute().catch((err) => {
+    log.error('run cleanup failed', { runId, error: err, stack: (err as Error)?.stack });
+    // Whatever failed, the stream still gets exactly one terminal event (no-op if it already has one).
+    stream.end({ type: 'error', code: 'INTERNAL', content: 'internal error; see the server log for this run id' });
+  });
   app.runs.add({ id: runId, controller, sandboxIds, done });
 
   async function execute(): Promise<void> {
@@ -91,7 +127,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
       emit,
       onCreated: (sandboxId, primaryId, count) => {
         sandboxIds.add(sandboxId); // so a webhook `killed` event for any of them finds this run
-        app.store.setSandbox(runId, primaryId, count);
+        storeSafely(runId, 'record the sandbox', () => app.store.setSandbox(runId, primaryId, count));
       },
       composite: plan.composite,
     });
@@ -176,11 +212,11 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     const durationSecs = Math.round((Date.now() - started) / 10) / 100;
     if (terminal.event?.type === 'result') terminal.event.durationSecs = durationSecs;
     const costUsd = price ? costOf(usage, price) : null;
-    app.store.finish(
-      runId,
-      { status: terminal.status, errorCode: terminal.errorCode, error: terminal.error, costUsd, ...usage, numTurns, durationSecs, filesCount, sandboxCount: pool.createdCount },
-      new Date().toISOString(),
-    );
+    const end = { status: terminal.status, errorCode: terminal.errorCode, error: terminal.error, costUsd, ...usage, numTurns, durationSecs, filesCount, sandboxCount: pool.createdCount };
+    const completedAt = new Date().toISOString();
+    // A storage failure must not cost the client its terminal event: the row is retried in the background,
+    // and if every try fails the next start closes it as INTERRUPTED.
+    if (!storeSafely(runId, 'close the run row', () => app.store.finish(runId, end, completedAt))) retryFinish(app, runId, end, completedAt);
     log.info('run ended', { runId, status: terminal.status, errorCode: terminal.errorCode ?? undefined, numTurns, ...usage, costUsd, durationSecs, sandboxCount: pool.createdCount });
     if (terminal.event) stream.end(terminal.event);
     else stream.close();

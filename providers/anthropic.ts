@@ -45,10 +45,10 @@ interface AnthropicNative {
 function claudeVersion(model: string): { family: string; version: number } | null {
   // New style: claude-<family>-<major>[-<minor>][-<date>]; a one-digit minor, never the date.
   let m = /claude-([a-z]+)-(\d+)(?:-(\d)(?!\d))?/.exec(model);
-  if (m && !/^\d/.test(m[1])) return { family: m[1], version: Number(m[2]) + Number(m[3] ?? 0) / 10 };
+  if (m?.[1] && !/^\d/.test(m[1])) return { family: m[1], version: Number(m[2]) + Number(m[3] ?? 0) / 10 };
   // Old style: claude-<major>[-<minor>]-<family>.
   m = /claude-(\d)(?:-(\d))?-([a-z]+)/.exec(model);
-  if (m) return { family: m[3], version: Number(m[1]) + Number(m[2] ?? 0) / 10 };
+  if (m?.[3]) return { family: m[3], version: Number(m[1]) + Number(m[2] ?? 0) / 10 };
   if (/claude-mythos/.test(model)) return { family: 'mythos', version: 5 };
   return null;
 }
@@ -154,8 +154,9 @@ function toWireMessages(messages: Message[]): MessageParam[] {
   // The user-side blocks were created above, so setting cache_control mutates nothing shared.
   let marked = 0;
   for (let i = out.length - 1; i >= 0 && marked < 2; i--) {
-    const content = out[i].content;
-    if (out[i].role !== 'user' || typeof content === 'string' || !content.length) continue;
+    const msg = out[i]!;
+    const content = msg.content;
+    if (msg.role !== 'user' || typeof content === 'string' || !content.length) continue;
     (content[content.length - 1] as TextBlockParam | ToolResultBlockParam).cache_control = EPHEMERAL;
     marked++;
   }

@@ -3,9 +3,10 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createAnthropicClient } from '../providers/anthropic.ts';
-import { createOpenAIClient } from '../providers/openai.ts';
+import { createClient as createAnthropic } from '../providers/anthropic/index.ts';
+import { createClient as createOpenAI } from '../providers/openai/index.ts';
 import { ModelError, type Message, type ModelClient, type ToolSpec, type TurnRequest } from '../lib/model.ts';
+import { MODEL_PROVIDERS, type ModelProviderName } from '../lib/model-providers.ts';
 import { fakeSignature, startFakeAnthropic, startFakeOpenAI, type FakeModelServer } from './fixtures/fake-models.ts';
 
 const ANTHROPIC_KEY = 'sk-ant-test-0123456789abcdef-SECRET';
@@ -33,6 +34,16 @@ function recorder() {
   const events: string[] = [];
   return { events, cb: { onText: (d: string) => events.push(`text:${d}`), onThinking: (d: string) => events.push(`think:${d}`) } };
 }
+
+interface ClientOpts {
+  provider: ModelProviderName;
+  apiKey: string;
+  baseURL: string;
+  maxRetries?: number;
+}
+/** A client as the registry builds it: the provider's row comes from the table. */
+const createAnthropicClient = (o: ClientOpts) => createAnthropic({ ...o, descriptor: MODEL_PROVIDERS[o.provider] });
+const createOpenAIClient = (o: ClientOpts) => createOpenAI({ ...o, descriptor: MODEL_PROVIDERS[o.provider] });
 
 const servers: FakeModelServer[] = [];
 async function fake(kind: 'anthropic' | 'openai'): Promise<FakeModelServer> {

@@ -38,8 +38,7 @@ export class ToolCallAssembler {
     if (f.id && !c.id) c.id = f.id;
     if (f.name && !c.name) c.name = f.name;
     if (f.args) c.args += f.args;
-    // Wire fields are copied one by one, never through a `__proto__` setter.
-    for (const [k, v] of Object.entries(f.extra ?? {})) if (k !== '__proto__') c.extra[k] = v;
+    if (f.extra) Object.assign(c.extra, f.extra);
   }
 
   has(index: number): boolean {

@@ -11,11 +11,12 @@ import { lockDatabase } from './lib/db-lock.ts';
 import { RunManager } from './lib/inflight.ts';
 import { log, registerSecret, setLogLevel } from './lib/log.ts';
 import { sendFetchResponse, toFetchRequest } from './lib/node-http.ts';
-import { createRegistry, type Registry } from './lib/registry.ts';
+import type { Registry } from './lib/registry.ts';
 import type { AppContext } from './lib/run.ts';
 import { RunStore } from './lib/store.ts';
 import { VERSION } from './lib/version.ts';
 import { createHandler } from './routes/index.ts';
+import { createAppRegistry } from './app.ts';
 
 export const REAP_INTERVAL_MS = 60_000;
 
@@ -53,7 +54,7 @@ async function reap(app: AppContext, backends: ('docker' | 'e2b')[]): Promise<vo
 /**
  * `reapIntervalMs` exists for tests; production always reaps every minute. `registry` exists for benchmarks
  * and tests only (bench/standin-server.ts puts an in-process sandbox stand-in behind the real server, so the
- * server itself is what is measured); production never passes it and gets createRegistry.
+ * server itself is what is measured); production never passes it and gets createAppRegistry.
  */
 export async function startServer(config: Config, opts: { reapIntervalMs?: number; registry?: (config: Config) => Registry } = {}): Promise<RunningServer> {
   setLogLevel(config.logLevel);
@@ -68,7 +69,7 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
   }
   const interrupted = store.markInterrupted(new Date().toISOString());
   if (interrupted) log.warn('runs left running by a previous process marked interrupted', { count: interrupted });
-  const app: AppContext = { config, store, registry: (opts.registry ?? createRegistry)(config), runs: new RunManager(config.maxConcurrentRuns) };
+  const app: AppContext = { config, store, registry: (opts.registry ?? createAppRegistry)(config), runs: new RunManager(config.maxConcurrentRuns) };
   const handle = createHandler(app);
 
   const server = createServer({ noDelay: true, requestTimeout: 0 }, (req, res) => {

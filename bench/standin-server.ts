@@ -4,7 +4,8 @@
 // Run: node --import tsx bench/standin-server.ts serve --host 127.0.0.1 --port 0   (env as for server.ts)
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../lib/config.ts';
-import { createRegistry, type Registry } from '../lib/registry.ts';
+import type { Registry } from '../lib/registry.ts';
+import { createAppRegistry } from '../app.ts';
 import type { ExecResult, Sandbox, SandboxProvider } from '../lib/sandbox.ts';
 import { parseCli, startServer } from '../server.ts';
 
@@ -56,7 +57,7 @@ function withStandin(real: Registry): Registry {
 
 const cli = parseCli(process.argv.slice(2));
 if (!('command' in cli) || cli.command !== 'serve') throw new Error('usage: bench/standin-server.ts serve [--host H] [--port P]');
-const running = await startServer(loadConfig(cli.flags), { registry: (config) => withStandin(createRegistry(config)) });
+const running = await startServer(loadConfig(cli.flags), { registry: (config) => withStandin(createAppRegistry(config)) });
 const stop = () => running.shutdown().then(() => process.exit(0));
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);

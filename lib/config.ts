@@ -6,14 +6,16 @@ import { resolve } from 'node:path';
 import * as v from 'valibot';
 import type { DockerSettings, E2bSettings, SandboxProviderName } from './sandbox.ts';
 import { SANDBOX_PROVIDERS } from './sandbox.ts';
-import type { ModelProviderName, ThinkingLevel } from './model.ts';
+import type { ThinkingLevel } from './model.ts';
+import { MODEL_PROVIDER_NAMES, MODEL_PROVIDERS as BUILTIN_MODEL_PROVIDERS, type ModelProviderName, type ModelProviderTable } from './model-providers.ts';
 import { LEVELS, type Level } from './log.ts';
 import { parseWith } from './validate.ts';
 import { ALL_TOOL_NAMES } from './tools.ts';
 import { outputFormatSchema, type OutputFormat } from './structured.ts';
 import { priceSchema, type Price } from './pricing.ts';
 
-export const MODEL_PROVIDERS: readonly ModelProviderName[] = ['anthropic', 'openai', 'google', 'openrouter'];
+/** The built-in provider names, for request schemas; the rows are in lib/model-providers.ts. */
+export const MODEL_PROVIDERS: readonly ModelProviderName[] = MODEL_PROVIDER_NAMES;
 export const THINKING_LEVELS: readonly ThinkingLevel[] = ['none', 'low', 'medium', 'high'];
 
 export class ConfigError extends Error {
@@ -34,7 +36,8 @@ export interface CompositeSettings {
 /** Defaults applied to every run unless the request says otherwise. */
 export interface RunDefaults {
   model?: string;
-  provider?: ModelProviderName;
+  /** A key of `Config.modelProviders`. */
+  provider?: string;
   systemPrompt: string;
   maxTurns: number;
   timeout: number;
@@ -54,8 +57,12 @@ export interface Config {
   configPath?: string;
   /** Bearer token for the API; undefined = no auth. */
   apiKey?: string;
-  keys: Partial<Record<ModelProviderName, string>>;
-  baseUrls: Partial<Record<ModelProviderName, string>>;
+  /** The model providers this server knows (the built-in table unless loadConfig was given another). */
+  modelProviders: ModelProviderTable;
+  /** Each provider's key from its `keyEnv` (undefined when unset). */
+  keys: Record<string, string | undefined>;
+  /** Endpoints set through a provider's `baseUrlEnv`; the others use the row's `endpoint`. */
+  baseUrls: Record<string, string>;
   defaults: RunDefaults;
   docker: DockerSettings;
   e2b: E2bSettings;
@@ -99,7 +106,7 @@ const fileSchema = strictObject({
   corsOrigins: v.optional(v.array(nonEmpty)),
   sandboxProvider: v.optional(v.picklist(SANDBOX_PROVIDERS)),
   model: v.optional(nonEmpty),
-  provider: v.optional(v.picklist(MODEL_PROVIDERS)),
+  provider: v.optional(nonEmpty), // one of the table's names, checked in loadConfig
   systemPrompt: v.optional(v.string()),
   maxTurns: v.optional(int(1, 500)),
   timeout: v.optional(int(5, 3600)),
@@ -175,33 +182,41 @@ function readFileConfig(path: string | undefined, explicit: boolean): { path?: s
   return { path: full, data: parsed.value };
 }
 
-export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
-  const explicit = flags.config ?? envStr(env, 'SANDCASTER_CONFIG');
-  const { path: fileSource, data: file } = readFileConfig(explicit ?? 'sandcaster.json', explicit !== undefined);
-
-  // Every env number is validated even when a higher-precedence source wins: a bad value is an error.
-  const envPort = envInt(env, 'SANDCASTER_PORT', 0, 65535);
-  const envPlainPort = envInt(env, 'PORT', 0, 65535);
-  const port = flags.port ?? envPort ?? envPlainPort ?? file.port ?? 8000;
-  const keys: Config['keys'] = {
-    anthropic: envStr(env, 'ANTHROPIC_API_KEY'),
-    openai: envStr(env, 'OPENAI_API_KEY'),
-    google: envStr(env, 'GOOGLE_API_KEY'),
-    openrouter: envStr(env, 'OPENROUTER_API_KEY'),
-  };
+/** Each row's key and base URL, read through the variables the row names. */
+function readModelEnv(env: Env, table: ModelProviderTable): Pick<Config, 'keys' | 'baseUrls'> {
+  const keys: Config['keys'] = {};
   const baseUrls: Config['baseUrls'] = {};
-  for (const p of MODEL_PROVIDERS) {
-    const name = `${p.toUpperCase()}_BASE_URL`;
-    const url = envStr(env, name);
+  for (const [name, row] of Object.entries(table)) {
+    keys[name] = envStr(env, row.keyEnv);
+    const url = envStr(env, row.baseUrlEnv);
     if (url === undefined) continue;
     try {
       const u = new URL(url);
       if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
     } catch {
-      throw new ConfigError(name, `must be an http(s) URL, got ${JSON.stringify(url)}`);
+      throw new ConfigError(row.baseUrlEnv, `must be an http(s) URL, got ${JSON.stringify(url)}`);
     }
-    baseUrls[p] = url;
+    baseUrls[name] = url;
   }
+  return { keys, baseUrls };
+}
+
+/**
+ * `modelProviders` exists so a provider row can be added without editing lib/ (tests do); production
+ * uses the built-in table.
+ */
+export function loadConfig(flags: Flags = {}, env: Env = process.env, modelProviders: ModelProviderTable = BUILTIN_MODEL_PROVIDERS): Config {
+  const explicit = flags.config ?? envStr(env, 'SANDCASTER_CONFIG');
+  const { path: fileSource, data: file } = readFileConfig(explicit ?? 'sandcaster.json', explicit !== undefined);
+  if (file.provider !== undefined && !Object.hasOwn(modelProviders, file.provider)) {
+    throw new ConfigError(`${fileSource}: provider`, `must be one of ${Object.keys(modelProviders).join(', ')}, got ${JSON.stringify(file.provider)}`);
+  }
+
+  // Every env number is validated even when a higher-precedence source wins: a bad value is an error.
+  const envPort = envInt(env, 'SANDCASTER_PORT', 0, 65535);
+  const envPlainPort = envInt(env, 'PORT', 0, 65535);
+  const port = flags.port ?? envPort ?? envPlainPort ?? file.port ?? 8000;
+  const { keys, baseUrls } = readModelEnv(env, modelProviders);
 
   const e2bKey = envStr(env, 'E2B_API_KEY');
   const configuredSandboxProviders: SandboxProviderName[] = e2bKey ? ['docker', 'e2b'] : ['docker'];
@@ -220,6 +235,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     port,
     configPath: fileSource,
     apiKey: envStr(env, 'SANDCASTER_API_KEY'),
+    modelProviders,
     keys,
     baseUrls,
     defaults: {

@@ -1,22 +1,42 @@
 // The one place lib/ reaches concrete providers. Sandbox backends and model clients are created once per
-// process, lazily (the e2b SDK is only loaded when E2B is used), and shared by every run.
+// process, lazily (the e2b SDK is only loaded when E2B is used), and shared by every run. Model clients come
+// from the modules the composition root (app.ts) names for each wire API.
 import type { Config } from './config.ts';
-import type { ModelClient, ModelProviderName } from './model.ts';
+import type { ModelApiLoader, ModelClient } from './model.ts';
 import type { SandboxProvider, SandboxProviderName } from './sandbox.ts';
 
 export interface Registry {
   sandboxProvider(name: SandboxProviderName): Promise<SandboxProvider>;
-  modelClient(provider: ModelProviderName): Promise<ModelClient>;
+  /** The client of a provider of `config.modelProviders`; rejects when it has no key or its API no module. */
+  modelClient(provider: string): Promise<ModelClient>;
   /** The backend for a run (SPEC section 6: request > env > file > e2b if keyed > docker if it answers), or undefined. */
   chooseSandboxProvider(requested: SandboxProviderName | undefined): Promise<SandboxProviderName | undefined>;
   /** Backends already created (for the reaper). */
   loadedSandboxProviders(): SandboxProvider[];
 }
 
-export function createRegistry(config: Config): Registry {
+/** The concrete parts the composition root plugs in. */
+export interface RegistryParts {
+  /** The module of each wire API named in the model-provider table, loaded on first use. */
+  modelApis: Readonly<Record<string, ModelApiLoader>>;
+}
+
+/**
+ * The providers of one server process.
+ *
+ * @example Usage
+ * ```ts
+ * import { loadConfig } from './config.ts';
+ * import { createRegistry } from './registry.ts';
+ * declare const parts: import('./registry.ts').RegistryParts; // app.ts builds this
+ * const registry = createRegistry(loadConfig(), parts);
+ * const client = await registry.modelClient('anthropic');
+ * ```
+ */
+export function createRegistry(config: Config, parts: RegistryParts): Registry {
   const sandboxes = new Map<SandboxProviderName, Promise<SandboxProvider>>();
   const loaded = new Map<SandboxProviderName, SandboxProvider>();
-  const models = new Map<ModelProviderName, Promise<ModelClient>>();
+  const models = new Map<string, Promise<ModelClient>>();
 
   const sandboxProvider = (name: SandboxProviderName): Promise<SandboxProvider> => {
     let p = sandboxes.get(name);
@@ -50,13 +70,14 @@ export function createRegistry(config: Config): Registry {
       let c = models.get(provider);
       if (!c) {
         c = (async () => {
+          const descriptor = Object.hasOwn(config.modelProviders, provider) ? config.modelProviders[provider] : undefined;
+          if (!descriptor) throw new Error(`unknown model provider ${provider}`);
           const apiKey = config.keys[provider];
-          if (!apiKey) throw new Error(`no API key for ${provider}`);
-          // Without a base URL each client uses its provider's endpoint (providers/openai.ts knows Google's and OpenRouter's).
-          const opts = { provider, apiKey, baseURL: config.baseUrls[provider] };
-          return provider === 'anthropic'
-            ? (await import('../providers/anthropic.ts')).createAnthropicClient(opts)
-            : (await import('../providers/openai.ts')).createOpenAIClient(opts);
+          if (!apiKey) throw new Error(`no API key for ${provider} (${descriptor.keyEnv})`);
+          const load = Object.hasOwn(parts.modelApis, descriptor.api) ? parts.modelApis[descriptor.api] : undefined;
+          if (!load) throw new Error(`no module for the ${descriptor.api} API of ${provider}`);
+          const baseURL = config.baseUrls[provider] ?? descriptor.endpoint;
+          return (await load()).createClient({ provider, descriptor, apiKey, baseURL });
         })();
         models.set(provider, c);
       }

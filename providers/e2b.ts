@@ -119,7 +119,7 @@ export function createE2bProvider(settings: E2bSettings): SandboxProvider {
           results.forEach((r, i) => {
             if (r.status === 'fulfilled' && r.value) killed++;
             // One stubborn sandbox must not stop the others; E2B's own timeout still ends it.
-            if (r.status === 'rejected') log.warn('e2b reap: kill failed', { sandboxId: doomed[i].sandboxId, error: r.reason });
+            if (r.status === 'rejected') log.warn('e2b reap: kill failed', { sandboxId: doomed[i]!.sandboxId, error: r.reason });
           });
         }
       } catch (err) {

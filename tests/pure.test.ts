@@ -62,7 +62,7 @@ describe('EventStream (SPEC section 4)', () => {
       assert.equal(lines[1], `event: ${all[i]!.type}`);
       assert.ok(lines[2]!.startsWith('data: '), "lines[2]!.startsWith('data: ')");
       const data = JSON.parse(lines[2]!.slice('data: '.length));
-      assert.deepEqual(data, all[i]);
+      assert.deepEqual(data, all[i]!);
       assert.equal(data.type, all[i]!.type);
     });
     // No raw line separators inside the data line (a browser EventSource would split on them).

@@ -73,7 +73,24 @@ export interface Config {
   shutdownGraceSeconds: number;
   corsOrigins: string[];
   logLevel: Level;
+  /** How long and how much stored events and files are kept (finished runs past either lose them first). */
+  retention: { days: number; mb: number };
+  callbacks: CallbackSettings;
 }
+
+export interface CallbackSettings {
+  /** Normalised URL prefixes a `callbackUrl` must start with; empty refuses every callback. */
+  allowlist: string[];
+  /** Signs each delivery when set. */
+  secret?: string;
+  /** Waits before each retry; not settable from the environment (tests shorten it). */
+  retryDelaysMs: number[];
+  /** One delivery attempt, answer included. */
+  attemptTimeoutMs: number;
+}
+
+export const CALLBACK_RETRY_DELAYS_MS = [1000, 5000, 30_000, 120_000];
+export const MIN_CALLBACK_SECRET_CHARS = 16;
 
 export const DEFAULT_SYSTEM_PROMPT = [
   'You are an autonomous agent working in an isolated Linux sandbox.',
@@ -159,6 +176,35 @@ function envPick<T extends string>(env: Env, name: string, options: readonly T[]
 }
 
 const envStr = (env: Env, name: string) => (env[name] && env[name]!.trim() !== '' ? env[name]!.trim() : undefined);
+
+/**
+ * Each comma-separated entry must be an http(s) URL without credentials; it is kept in its normalised form,
+ * so a bare origin gets its trailing `/` and `https://hooks.example` cannot match `https://hooks.example.evil`.
+ */
+function envCallbackAllowlist(env: Env): string[] {
+  const raw = envStr(env, 'SANDCASTER_CALLBACK_ALLOWLIST');
+  if (!raw) return [];
+  return raw.split(',').map((s) => s.trim()).filter(Boolean).map((entry) => {
+    let u: URL;
+    try {
+      u = new URL(entry);
+    } catch {
+      throw new ConfigError('SANDCASTER_CALLBACK_ALLOWLIST', `${JSON.stringify(entry)} is not a URL; list http(s) URL prefixes separated by commas`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError('SANDCASTER_CALLBACK_ALLOWLIST', `${JSON.stringify(entry)} must be an http or https URL`);
+    if (u.username || u.password) throw new ConfigError('SANDCASTER_CALLBACK_ALLOWLIST', `${JSON.stringify(entry)} must not contain credentials`);
+    if (u.search || u.hash) throw new ConfigError('SANDCASTER_CALLBACK_ALLOWLIST', `${JSON.stringify(entry)} must not contain a query or fragment`);
+    return u.href;
+  });
+}
+
+function envCallbackSecret(env: Env): string | undefined {
+  const raw = env.SANDCASTER_CALLBACK_SECRET;
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.trim() !== raw) throw new ConfigError('SANDCASTER_CALLBACK_SECRET', 'must not start or end with whitespace');
+  if (raw.length < MIN_CALLBACK_SECRET_CHARS) throw new ConfigError('SANDCASTER_CALLBACK_SECRET', `must be at least ${MIN_CALLBACK_SECRET_CHARS} characters, got ${raw.length}`);
+  return raw;
+}
 
 function readFileConfig(path: string | undefined, explicit: boolean): { path?: string; data: v.InferOutput<typeof fileSchema> } {
   if (!path) return { data: {} };
@@ -273,5 +319,15 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env, modelProvi
     shutdownGraceSeconds: envInt(env, 'SANDCASTER_SHUTDOWN_GRACE_SECONDS', 0, 3600) ?? file.shutdownGraceSeconds ?? 30,
     corsOrigins: corsEnv ? corsEnv.split(',').map((s) => s.trim()).filter(Boolean) : (file.corsOrigins ?? []),
     logLevel: envPick(env, 'LOG_LEVEL', LEVELS) ?? file.logLevel ?? 'info',
+    retention: {
+      days: envInt(env, 'SANDCASTER_RETENTION_DAYS', 0, 36_500) ?? 30,
+      mb: envInt(env, 'SANDCASTER_RETENTION_MB', 0, 100_000_000) ?? 1024,
+    },
+    callbacks: {
+      allowlist: envCallbackAllowlist(env),
+      secret: envCallbackSecret(env),
+      retryDelaysMs: CALLBACK_RETRY_DELAYS_MS,
+      attemptTimeoutMs: 10_000,
+    },
   };
 }

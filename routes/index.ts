@@ -6,7 +6,7 @@ import { log } from '../lib/log.ts';
 import type { AppContext } from '../lib/run.ts';
 import { health } from './health.ts';
 import { query } from './query.ts';
-import { getRun, listRuns } from './runs.ts';
+import { getRun, getRunFile, listRuns } from './runs.ts';
 import { e2bWebhook } from './webhooks.ts';
 
 const PUBLIC = new Set(['/health', '/webhooks/e2b']);
@@ -17,6 +17,7 @@ const ROUTES: [RegExp, string[]][] = [
   [/^\/query$/, ['POST']],
   [/^\/runs$/, ['GET', 'HEAD']],
   [/^\/runs\/[^/]+$/, ['GET', 'HEAD']],
+  [/^\/runs\/[^/]+\/files\/.+$/, ['GET', 'HEAD']],
   [/^\/webhooks\/e2b$/, ['POST']],
 ];
 
@@ -29,6 +30,7 @@ export function createHandler(app: AppContext): Handler {
     .post('/query', query)
     .get('/runs', listRuns)
     .get('/runs/:id', getRun)
+    .get('/runs/:id/files/:path+', getRunFile)
     .post('/webhooks/e2b', e2bWebhook);
 
   async function route(req: Request, path: string): Promise<Response> {

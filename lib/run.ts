@@ -7,6 +7,7 @@ import { posix } from 'node:path';
 import { RunAbort, raceAbort } from './abort.ts';
 import { runAgent, type AgentResult } from './agent.ts';
 import { collectArtifacts, takeBaseline } from './artifacts.ts';
+import { scheduleCallback } from './callbacks.ts';
 import { compositeTools } from './composite.ts';
 import type { Config } from './config.ts';
 import type { RunManager } from './inflight.ts';
@@ -220,6 +221,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     // A storage failure must not cost the client its terminal event: the row is retried in the background,
     // and if every try fails the next start closes it as INTERRUPTED.
     if (!storeSafely(runId, 'close the run row', () => app.store.finish(runId, end, completedAt))) retryFinish(app, runId, end, completedAt);
+    if (plan.callbackUrl) scheduleCallback(app.config.callbacks, app.store, runId, plan.callbackUrl);
     log.info('run ended', { runId, status: terminal.status, errorCode: terminal.errorCode ?? undefined, numTurns, ...usage, costUsd, durationSecs, sandboxCount: pool.createdCount });
     if (terminal.event) stream.end(terminal.event);
     else stream.close();

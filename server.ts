@@ -12,6 +12,7 @@ import { RunManager } from './lib/inflight.ts';
 import { log, registerSecret, setLogLevel } from './lib/log.ts';
 import { sendFetchResponse, toFetchRequest } from './lib/node-http.ts';
 import type { Registry } from './lib/registry.ts';
+import { Retention, RETENTION_INTERVAL_MS } from './lib/retention.ts';
 import type { AppContext } from './lib/run.ts';
 import { RunStore } from './lib/store.ts';
 import { VERSION } from './lib/version.ts';
@@ -52,13 +53,14 @@ async function reap(app: AppContext, backends: ('docker' | 'e2b')[]): Promise<vo
 }
 
 /**
- * `reapIntervalMs` exists for tests; production always reaps every minute. `registry` exists for benchmarks
+ * `reapIntervalMs` and `retentionIntervalMs` exist for tests; production always reaps every minute and
+ * checks retention hourly. `registry` exists for benchmarks
  * and tests only (bench/standin-server.ts puts an in-process sandbox stand-in behind the real server, so the
  * server itself is what is measured); production never passes it and gets createAppRegistry.
  */
-export async function startServer(config: Config, opts: { reapIntervalMs?: number; registry?: (config: Config) => Registry } = {}): Promise<RunningServer> {
+export async function startServer(config: Config, opts: { reapIntervalMs?: number; retentionIntervalMs?: number; registry?: (config: Config) => Registry } = {}): Promise<RunningServer> {
   setLogLevel(config.logLevel);
-  for (const k of [config.apiKey, config.webhookSecret, config.e2b.apiKey, ...Object.values(config.keys)]) registerSecret(k);
+  for (const k of [config.apiKey, config.webhookSecret, config.e2b.apiKey, config.callbacks.secret, ...Object.values(config.keys)]) registerSecret(k);
   const lock = lockDatabase(config.db); // before anything touches the file: a second server must not take it over
   let store: RunStore;
   try {
@@ -109,6 +111,8 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
   const startupReap = reap(app, backends());
   const reaper = setInterval(() => void reap(app, backends()), opts.reapIntervalMs ?? REAP_INTERVAL_MS);
   reaper.unref();
+  const retention = new Retention(store, { limits: config.retention, inFlight: () => app.runs.runIds() });
+  retention.start(opts.retentionIntervalMs ?? RETENTION_INTERVAL_MS);
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () =>
@@ -122,6 +126,7 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
         await app.runs.waitIdle(30_000);
       }
       await startupReap;
+      await retention.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

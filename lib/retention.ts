@@ -13,6 +13,11 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 const SLICE_MS = 20;
 const RUNS_PER_PAGE = 200;
 const EVENTS_PER_CHUNK = 2000;
+/** One removal step (one transaction): this many events, and file contents up to about this many bytes. */
+const PURGE_ROWS = 500;
+const PURGE_BYTES = 2 * 1024 * 1024;
+/** Runs marked expired in one transaction. */
+const EXPIRE_BATCH = 100;
 
 export interface RetentionOptions {
   limits: { days: number; mb: number };
@@ -28,8 +33,9 @@ export interface RetentionReport {
   expiredRuns: number;
   freedBytes: number;
   durationMs: number;
-  /** The longest the check held the event loop at once. */
+  /** The longest the check held the event loop at once, in wall-clock time and in CPU time of the process. */
   longestSliceMs: number;
+  longestSliceCpuMs: number;
 }
 
 class Stopped extends Error {}
@@ -39,7 +45,9 @@ export class Retention {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private sliceStart = 0;
+  private sliceCpuStart = process.cpuUsage();
   private longestSlice = 0;
+  private longestSliceCpu = 0;
 
   constructor(
     private readonly store: RunStore,
@@ -75,15 +83,15 @@ export class Retention {
   private async run(): Promise<RetentionReport> {
     const started = performance.now();
     this.sliceStart = started;
+    this.sliceCpuStart = process.cpuUsage();
     this.longestSlice = 0;
+    this.longestSliceCpu = 0;
     const { days, mb } = this.opts.limits;
     const cutoff = new Date((this.opts.now ?? Date.now)() - days * DAY_MS).toISOString();
     const maxBytes = mb * 1024 * 1024;
 
     // Removals marked by an earlier check that did not finish (the process stopped) come first.
-    for (let ids = this.store.pendingPurges(50); ids.length; ids = this.store.pendingPurges(50)) {
-      for (const id of ids) await this.purge(id);
-    }
+    await this.purge();
 
     let total = 0;
     for await (const run of this.keptRuns()) total += run.keptBytes ?? 0;
@@ -91,15 +99,27 @@ export class Retention {
 
     let expiredRuns = 0;
     let freedBytes = 0;
+    let batch: KeptRun[] = [];
+    const expire = async () => {
+      const marked = new Set(this.store.markExpired(batch.map((r) => r.id)));
+      for (const r of batch) if (marked.has(r.id)) freedBytes += r.keptBytes ?? 0;
+      expiredRuns += marked.size;
+      batch = [];
+      await this.purge();
+    };
+    let inFlight = this.opts.inFlight();
     for await (const run of this.keptRuns()) {
       if (run.completedAt >= cutoff && total <= maxBytes) break; // every later run is newer still
       // A run whose row is closed but whose stream is still ending stays until the next check.
-      if (this.opts.inFlight().has(run.id) || !this.store.markExpired(run.id)) continue;
-      await this.purge(run.id);
+      if (inFlight.has(run.id)) continue;
+      batch.push(run);
       total -= run.keptBytes ?? 0;
-      freedBytes += run.keptBytes ?? 0;
-      expiredRuns++;
+      if (batch.length >= EXPIRE_BATCH) {
+        await expire();
+        inFlight = this.opts.inFlight();
+      }
     }
+    if (batch.length) await expire();
 
     const report = {
       keptBytes: total,
@@ -107,6 +127,7 @@ export class Retention {
       freedBytes,
       durationMs: Math.round(performance.now() - started),
       longestSliceMs: Math.round(Math.max(this.longestSlice, performance.now() - this.sliceStart) * 10) / 10,
+      longestSliceCpuMs: Math.round(Math.max(this.longestSliceCpu, cpuMsSince(this.sliceCpuStart)) * 10) / 10,
     };
     (expiredRuns ? log.info : log.debug)('retention checked', { ...report, retentionDays: days, retentionMb: mb });
     return report;
@@ -118,14 +139,18 @@ export class Retention {
     for (;;) {
       const page = this.store.keptRuns(after, RUNS_PER_PAGE);
       await this.maybeYield();
+      const measured: { id: string; bytes: number; lastEventId: number | null }[] = [];
       for (const run of page) {
-        if (run.keptBytes === null) {
-          const { bytes, lastEventId } = await this.measure(run.id);
-          this.store.setKeptBytes(run.id, bytes, lastEventId);
-          run.keptBytes = bytes;
-        }
-        yield run;
+        if (run.keptBytes !== null) continue;
+        const m = await this.measure(run.id);
+        measured.push({ id: run.id, ...m });
+        run.keptBytes = m.bytes;
       }
+      if (measured.length) {
+        this.store.setKeptBytes(measured);
+        await this.maybeYield();
+      }
+      yield* page;
       if (page.length < RUNS_PER_PAGE) return;
       after = page.at(-1)!;
     }
@@ -146,10 +171,10 @@ export class Retention {
     return { bytes, lastEventId };
   }
 
-  /** Removes a marked run's events in chunks, then its file bytes. */
-  private async purge(runId: string): Promise<void> {
+  /** Removes what the runs marked expired stored, one bounded step at a time. */
+  private async purge(): Promise<void> {
     for (;;) {
-      const done = this.store.purgeSome(runId, EVENTS_PER_CHUNK);
+      const done = this.store.purgeStep(PURGE_ROWS, PURGE_BYTES);
       await this.maybeYield();
       if (done) return;
     }
@@ -160,8 +185,16 @@ export class Retention {
     const elapsed = performance.now() - this.sliceStart;
     if (elapsed < SLICE_MS) return;
     this.longestSlice = Math.max(this.longestSlice, elapsed);
+    this.longestSliceCpu = Math.max(this.longestSliceCpu, cpuMsSince(this.sliceCpuStart));
     await nextTurn();
     if (this.stopped) throw new Stopped();
     this.sliceStart = performance.now();
+    this.sliceCpuStart = process.cpuUsage();
   }
+}
+
+/** CPU time (user + system) the process used since `start`, in ms: a slice's own work, whatever else the machine runs. */
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
 }

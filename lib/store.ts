@@ -196,7 +196,8 @@ export class RunStore {
       markExpired: this.db.prepare(`UPDATE runs SET events_expired = 1 WHERE id = ? AND completed_at IS NOT NULL AND events_expired = 0`),
       queuePurge: this.db.prepare(`INSERT OR IGNORE INTO retention_purge (run_id) VALUES (?)`),
       pendingPurges: this.db.prepare(`SELECT run_id AS id FROM retention_purge LIMIT ?`),
-      dropFileContent: this.db.prepare(`UPDATE run_files SET content = NULL WHERE run_id = ? AND content IS NOT NULL`),
+      filesWithContent: this.db.prepare(`SELECT rowid AS rowid, size FROM run_files WHERE run_id = ? AND content IS NOT NULL`),
+      dropFileContent: this.db.prepare(`UPDATE run_files SET content = NULL WHERE rowid = ?`),
       purged: this.db.prepare(`DELETE FROM retention_purge WHERE run_id = ?`),
       eventsTable: this.db.prepare(`SELECT 1 AS yes FROM sqlite_master WHERE type = 'table' AND name = 'events'`),
     };
@@ -260,9 +261,11 @@ export class RunStore {
     return this.kept.keptRuns.all(after.completedAt, after.id, limit) as KeptRun[];
   }
 
-  /** Records what a finished run keeps (bytes of events and files) and, if not yet known, its last event id. */
-  setKeptBytes(runId: string, bytes: number, lastEventId: number | null): void {
-    this.kept.setKeptBytes.run(runId, bytes, lastEventId);
+  /** Records what finished runs keep (bytes of events and files) and, if not yet known, their last event id; one transaction. */
+  setKeptBytes(runs: { id: string; bytes: number; lastEventId: number | null }[]): void {
+    this.db.transaction(() => {
+      for (const r of runs) this.kept.setKeptBytes.run(r.id, r.bytes, r.lastEventId);
+    })();
   }
 
   /** Bytes of up to `limit` stored events of a run after id `afterId`; `last` is null when there are none. */
@@ -276,28 +279,41 @@ export class RunStore {
     return (this.kept.fileBytes.get(runId) as { bytes: number }).bytes;
   }
 
-  /** Marks a finished run's events and files expired and queues their removal, atomically. False if it was not kept. */
-  markExpired(runId: string): boolean {
+  /**
+   * Marks finished runs' events and files expired and queues their removal, in one transaction (readers see
+   * a run expired before anything of it is gone). Returns the ids actually marked (not already expired).
+   */
+  markExpired(runIds: string[]): string[] {
     return this.db.transaction(() => {
-      if (this.kept.markExpired.run(runId).changes === 0) return false;
-      this.kept.queuePurge.run(runId);
-      return true;
+      const marked = runIds.filter((id) => this.kept.markExpired.run(id).changes > 0);
+      for (const id of marked) this.kept.queuePurge.run(id);
+      return marked;
     })();
   }
 
-  pendingPurges(limit: number): string[] {
-    return (this.kept.pendingPurges.all(limit) as { id: string }[]).map((r) => r.id);
-  }
-
-  /** Removes up to `limit` stored events of a queued run; once none are left, its file bytes too. True when done. */
-  purgeSome(runId: string, limit: number): boolean {
+  /**
+   * One bounded step of removing what queued runs stored: at most `maxRows` events and about `maxBytes` of
+   * file contents (whole files), in one transaction. Returns true once the queue is empty.
+   */
+  purgeStep(maxRows: number, maxBytes: number): boolean {
     const stmts = this.events();
-    if (stmts && stmts.deleteSome.run(runId, runId, limit).changes > 0) return false;
-    this.db.transaction(() => {
-      this.kept.dropFileContent.run(runId);
-      this.kept.purged.run(runId);
+    return this.db.transaction(() => {
+      let rows = 0;
+      let bytes = 0;
+      for (const { id } of this.kept.pendingPurges.all(100) as { id: string }[]) {
+        if (stmts) {
+          rows += stmts.deleteSome.run(id, id, maxRows - rows).changes;
+          if (rows >= maxRows) return false; // maybe more of this run's events left
+        }
+        for (const f of this.kept.filesWithContent.all(id) as { rowid: number; size: number }[]) {
+          if (bytes >= maxBytes) return false;
+          this.kept.dropFileContent.run(f.rowid);
+          bytes += f.size;
+        }
+        this.kept.purged.run(id);
+      }
+      return this.kept.pendingPurges.all(1).length === 0;
     })();
-    return true;
   }
 
   close(): void {

@@ -2,11 +2,14 @@
 // returned files (their bytes with a sha256), so `GET /runs/:id` and `GET /runs/:id/files/<path>` answer
 // long after the stream closed. The run shows each event to a RunResults as it is emitted and saves it
 // once, before its row is closed: a client that sees the terminal event can read everything at once.
+import { createHash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { hashBytes } from './artifacts.ts';
 import { log } from './log.ts';
 import type { StreamEvent } from './sse.ts';
 import type { KeptFileInfo, RunRecord, RunStore } from './store.ts';
+
+/** Characters of a `file` event's content decoded and stored per turn of the event loop (about 768 KiB). */
+const CHUNK_CHARS = 4 * 262_144;
 
 /** Warnings kept per run, and characters kept of each (they are short sentences; this is a bound, not a format). */
 const MAX_WARNINGS = 100;
@@ -47,16 +50,24 @@ export class RunResults {
   }
 
   /**
-   * Stores the files (one per turn of the event loop: decoding and hashing up to 10 MiB each) and then the
-   * result. Never throws: a storage failure is logged and costs only the kept record, not the run.
+   * Stores the files, one chunk per turn of the event loop (a file's metadata last, so it is listed only
+   * once whole), then the result. Never throws: a storage failure is logged and costs only the kept record.
    */
   async save(store: RunStore, runId: string, terminal: StreamEvent | undefined): Promise<void> {
     const lastEventId = terminal ? this.lastId + 1 : this.lastId;
     try {
       for (const e of this.fileEvents) {
-        const bytes = Buffer.from(String(e.content), e.encoding === 'base64' ? 'base64' : 'utf8');
-        store.saveFile(runId, { path: String(e.path), size: bytes.length, sha256: hashBytes(bytes) }, bytes);
-        await nextTurn();
+        const path = String(e.path);
+        const hash = createHash('sha256');
+        let size = 0;
+        let seq = 0;
+        for (const chunk of decodeInChunks(String(e.content), e.encoding === 'base64' ? 'base64' : 'utf8')) {
+          hash.update(chunk);
+          size += chunk.length;
+          store.saveFileChunk(runId, path, seq++, chunk);
+          await nextTurn();
+        }
+        store.saveFile(runId, { path, size, sha256: hash.digest('hex') });
       }
       const structuredOutput = terminal?.type === 'result' ? terminal.structuredOutput : undefined;
       store.saveResult(runId, {
@@ -71,6 +82,18 @@ export class RunResults {
     }
   }
 }
+
+/** The bytes of a `file` event's content, a slice at a time (never splitting a base64 quantum or a surrogate pair). */
+function* decodeInChunks(content: string, encoding: 'base64' | 'utf8'): Generator<Buffer> {
+  for (let start = 0; start < content.length; ) {
+    let end = Math.min(content.length, start + CHUNK_CHARS);
+    if (encoding === 'utf8' && end < content.length && isHighSurrogate(content.charCodeAt(end - 1))) end--;
+    yield Buffer.from(content.slice(start, end), encoding);
+    start = end;
+  }
+}
+
+const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
 
 /** The full record of a run, or undefined when this instance has no such run. */
 export function runView(store: RunStore, id: string): RunView | undefined {

@@ -158,10 +158,14 @@ export class RunStore {
         run_id TEXT PRIMARY KEY, result TEXT, structured INTEGER NOT NULL DEFAULT 0, structured_output TEXT,
         warnings TEXT NOT NULL DEFAULT '[]', last_event_id INTEGER, kept_bytes INTEGER
       );
-      -- content last, so listing a run's files never reads the blobs; NULL once retention removed it
+      -- A returned file: its metadata (stays) and its bytes in chunks (removed by retention, then stored = 0).
+      -- Chunks keep every statement short: no single write or read of a 10 MiB blob holds the event loop.
       CREATE TABLE IF NOT EXISTS run_files (
-        run_id TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, content BLOB,
+        run_id TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, stored INTEGER NOT NULL DEFAULT 1,
         PRIMARY KEY (run_id, path)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS run_file_chunks (
+        run_id TEXT NOT NULL, path TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (run_id, path, seq)
       );
       -- runs marked expired whose events or file bytes are still being removed (survives a crash mid-way)
       CREATE TABLE IF NOT EXISTS retention_purge (run_id TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -177,10 +181,11 @@ export class RunStore {
       result: this.db.prepare(
         `SELECT result, structured, structured_output AS structuredOutput, warnings, last_event_id AS lastEventId FROM run_results WHERE run_id = ?`,
       ),
-      saveFile: this.db.prepare(`INSERT OR REPLACE INTO run_files (run_id, path, size, sha256, content) VALUES (?, ?, ?, ?, ?)`),
+      saveFile: this.db.prepare(`INSERT OR REPLACE INTO run_files (run_id, path, size, sha256, stored) VALUES (?, ?, ?, ?, 1)`),
+      saveChunk: this.db.prepare(`INSERT OR REPLACE INTO run_file_chunks (run_id, path, seq, data) VALUES (?, ?, ?, ?)`),
       files: this.db.prepare(`SELECT path, size, sha256 FROM run_files WHERE run_id = ? ORDER BY path`),
-      fileInfo: this.db.prepare(`SELECT path, size, sha256, content IS NOT NULL AS present FROM run_files WHERE run_id = ? AND path = ?`),
-      fileContent: this.db.prepare(`SELECT content FROM run_files WHERE run_id = ? AND path = ?`),
+      fileInfo: this.db.prepare(`SELECT path, size, sha256, stored FROM run_files WHERE run_id = ? AND path = ?`),
+      fileChunk: this.db.prepare(`SELECT data FROM run_file_chunks WHERE run_id = ? AND path = ? AND seq = ?`),
       expired: this.db.prepare(`SELECT events_expired AS expired FROM runs WHERE id = ?`),
       keptRuns: this.db.prepare(
         `SELECT r.id, r.completed_at AS completedAt, k.kept_bytes AS keptBytes FROM runs r LEFT JOIN run_results k ON k.run_id = r.id
@@ -192,12 +197,13 @@ export class RunStore {
         `INSERT INTO run_results (run_id, kept_bytes, last_event_id) VALUES (?, ?, ?)
          ON CONFLICT (run_id) DO UPDATE SET kept_bytes = excluded.kept_bytes, last_event_id = COALESCE(run_results.last_event_id, excluded.last_event_id)`,
       ),
-      fileBytes: this.db.prepare(`SELECT COALESCE(SUM(size), 0) AS bytes FROM run_files WHERE run_id = ? AND content IS NOT NULL`),
+      fileBytes: this.db.prepare(`SELECT COALESCE(SUM(size), 0) AS bytes FROM run_files WHERE run_id = ? AND stored = 1`),
       markExpired: this.db.prepare(`UPDATE runs SET events_expired = 1 WHERE id = ? AND completed_at IS NOT NULL AND events_expired = 0`),
       queuePurge: this.db.prepare(`INSERT OR IGNORE INTO retention_purge (run_id) VALUES (?)`),
       pendingPurges: this.db.prepare(`SELECT run_id AS id FROM retention_purge LIMIT ?`),
-      filesWithContent: this.db.prepare(`SELECT rowid AS rowid, size FROM run_files WHERE run_id = ? AND content IS NOT NULL`),
-      dropFileContent: this.db.prepare(`UPDATE run_files SET content = NULL WHERE rowid = ?`),
+      chunksOf: this.db.prepare(`SELECT rowid AS rowid, length(data) AS bytes FROM run_file_chunks WHERE run_id = ? LIMIT ?`),
+      dropChunk: this.db.prepare(`DELETE FROM run_file_chunks WHERE rowid = ?`),
+      filesGone: this.db.prepare(`UPDATE run_files SET stored = 0 WHERE run_id = ? AND stored = 1`),
       purged: this.db.prepare(`DELETE FROM retention_purge WHERE run_id = ?`),
       eventsTable: this.db.prepare(`SELECT 1 AS yes FROM sqlite_master WHERE type = 'table' AND name = 'events'`),
     };
@@ -229,22 +235,28 @@ export class RunStore {
     return row && { ...row, structured: row.structured === 1 };
   }
 
-  saveFile(runId: string, file: KeptFileInfo, content: Uint8Array): void {
-    this.kept.saveFile.run(runId, file.path, file.size, file.sha256, content);
+  /** One chunk of a returned file's bytes (`seq` 0, 1, ...); saveFile afterwards makes the file visible. */
+  saveFileChunk(runId: string, path: string, seq: number, data: Uint8Array): void {
+    this.kept.saveChunk.run(runId, path, seq, data);
+  }
+
+  saveFile(runId: string, file: KeptFileInfo): void {
+    this.kept.saveFile.run(runId, file.path, file.size, file.sha256);
   }
 
   files(runId: string): KeptFileInfo[] {
     return this.kept.files.all(runId) as KeptFileInfo[];
   }
 
-  /** A returned file's metadata; `present` is false once retention removed its bytes. */
-  fileInfo(runId: string, path: string): (KeptFileInfo & { present: boolean }) | undefined {
-    const row = this.kept.fileInfo.get(runId, path) as (KeptFileInfo & { present: number }) | undefined;
-    return row && { ...row, present: row.present === 1 };
+  /** A returned file's metadata; `stored` is false once retention removed its bytes. */
+  fileInfo(runId: string, path: string): (KeptFileInfo & { stored: boolean }) | undefined {
+    const row = this.kept.fileInfo.get(runId, path) as (KeptFileInfo & { stored: number }) | undefined;
+    return row && { ...row, stored: row.stored === 1 };
   }
 
-  fileContent(runId: string, path: string): Buffer | null {
-    return (this.kept.fileContent.get(runId, path) as { content: Buffer | null } | undefined)?.content ?? null;
+  /** Chunk `seq` of a returned file's bytes, or null past the last one (or once removed). */
+  fileChunk(runId: string, path: string, seq: number): Buffer | null {
+    return (this.kept.fileChunk.get(runId, path, seq) as { data: Buffer } | undefined)?.data ?? null;
   }
 
   eventsExpired(runId: string): boolean {
@@ -293,7 +305,7 @@ export class RunStore {
 
   /**
    * One bounded step of removing what queued runs stored: at most `maxRows` events and about `maxBytes` of
-   * file contents (whole files), in one transaction. Returns true once the queue is empty.
+   * file contents (whole chunks), in one transaction. Returns true once the queue is empty.
    */
   purgeStep(maxRows: number, maxBytes: number): boolean {
     const stmts = this.events();
@@ -305,11 +317,16 @@ export class RunStore {
           rows += stmts.deleteSome.run(id, id, maxRows - rows).changes;
           if (rows >= maxRows) return false; // maybe more of this run's events left
         }
-        for (const f of this.kept.filesWithContent.all(id) as { rowid: number; size: number }[]) {
-          if (bytes >= maxBytes) return false;
-          this.kept.dropFileContent.run(f.rowid);
-          bytes += f.size;
+        for (;;) {
+          const chunks = this.kept.chunksOf.all(id, 16) as { rowid: number; bytes: number }[];
+          if (!chunks.length) break;
+          for (const c of chunks) {
+            if (bytes >= maxBytes) return false;
+            this.kept.dropChunk.run(c.rowid);
+            bytes += c.bytes;
+          }
         }
+        this.kept.filesGone.run(id);
         this.kept.purged.run(id);
       }
       return this.kept.pendingPurges.all(1).length === 0;

@@ -50,7 +50,7 @@ export function getRunFile(req: Request & { params?: Record<string, string> }, a
     apiError(410, 'EVENTS_EXPIRED', `the contents of ${JSON.stringify(path)} were removed by retention`, {
       hint: 'raise SANDCASTER_RETENTION_DAYS or SANDCASTER_RETENTION_MB to keep files longer',
     });
-  if (!info.present) return expired();
+  if (!info.stored) return expired();
   const headers: Record<string, string> = {
     etag: `"${info.sha256}"`,
     'cache-control': 'private, no-cache',
@@ -59,14 +59,21 @@ export function getRunFile(req: Request & { params?: Record<string, string> }, a
     'content-security-policy': "default-src 'none'; sandbox",
   };
   if (matchesIfNoneMatch(req.headers.get('if-none-match'), info.sha256)) return new Response(null, { status: 304, headers });
-  const content = app.store.fileContent(id, path);
-  if (!content) return expired(); // removed between the two reads
-  return new Response(new Uint8Array(content.buffer, content.byteOffset, content.byteLength) as Uint8Array<ArrayBuffer>, {
+  // One stored chunk per pull, as the client reads: no whole file in memory, no long read in one go.
+  let seq = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const chunk = app.store.fileChunk(id, path, seq++);
+      if (chunk) controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      else controller.close();
+    },
+  });
+  return new Response(body, {
     status: 200,
     headers: {
       ...headers,
       'content-type': contentTypeFor(path),
-      'content-length': String(content.length),
+      'content-length': String(info.size),
       'content-disposition': attachmentDisposition(path),
     },
   });

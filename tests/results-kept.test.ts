@@ -165,6 +165,28 @@ describe('results and files kept', () => {
     assert.equal((await s.fetch(`/runs/${runId}/files/out/blob.bin`, { method: 'POST' })).status, 405);
   });
 
+  test('files of several MiB come back whole across stored chunks (binary, and UTF-8 with pairs split at chunk edges)', async () => {
+    // 'bb' puts a surrogate pair's first half where a chunk of the decoded text would end.
+    const text = 'bb' + 'a\u{1F600}'.repeat(700_000);
+    anthropic.setScript([
+      { toolCalls: [{ name: 'write_file', input: { path: 'emoji.txt', content: text } }, { name: 'bash', input: { command: 'head -c 3000000 /dev/urandom > big.bin' } }] },
+      { text: 'big ones' },
+    ]);
+    const { runId, events } = await readRun(await s.query({ prompt: 'x', model: 'haiku' }));
+    assert.equal(assertWellFormedRun(events).type, 'result');
+    const streamed = Buffer.from(events.find((e) => e.type === 'file' && e.path === 'big.bin')!.content, 'base64');
+    assert.equal(streamed.length, 3_000_000);
+    const expected: Record<string, Buffer> = { 'big.bin': streamed, 'emoji.txt': Buffer.from(text, 'utf8') };
+    const record = await (await s.fetch(`/runs/${runId}`)).json();
+    for (const [path, bytes] of Object.entries(expected)) {
+      assert.deepEqual(record.files.find((f: any) => f.path === path), { path, size: bytes.length, sha256: sha256(bytes) });
+      const res = await s.fetch(`/runs/${runId}/files/${path}`);
+      assert.equal(res.headers.get('content-length'), String(bytes.length));
+      const body = Buffer.from(await res.arrayBuffer());
+      assert.ok(body.equals(bytes), `${path}: ${body.length} bytes back, ${bytes.length} expected, sha256 ${sha256(body)}`);
+    }
+  });
+
   test('structured output and warnings are kept; a failed run keeps a null result', async () => {
     const schema = { type: 'object', properties: { answer: { type: 'integer' } }, required: ['answer'] };
     anthropic.setScript([{ text: '{"answer": 42}' }]);
@@ -199,7 +221,7 @@ describe('retention', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sandcaster-retention-'));
   /** Bytes retention counts for a run: its stored events plus its stored file contents. */
   const storedBytes = (runId: string) =>
-    (db.prepare(`SELECT (SELECT COALESCE(SUM(octet_length(data)), 0) FROM events WHERE run_id = ?) + (SELECT COALESCE(SUM(length(content)), 0) FROM run_files WHERE run_id = ?) AS n`).get(runId, runId) as { n: number }).n;
+    (db.prepare(`SELECT (SELECT COALESCE(SUM(octet_length(data)), 0) FROM events WHERE run_id = ?) + (SELECT COALESCE(SUM(length(data)), 0) FROM run_file_chunks WHERE run_id = ?) AS n`).get(runId, runId) as { n: number }).n;
   const eventCount = (runId: string) => (db.prepare(`SELECT COUNT(*) AS n FROM events WHERE run_id = ?`).get(runId) as { n: number }).n;
   const record = async (runId: string) => (await s.fetch(`/runs/${runId}`)).json();
 

@@ -37,7 +37,8 @@ test(`retention prunes a large store (${RUNS} runs) without blocking the event l
       `INSERT INTO runs (id, prompt, model, provider, sandbox_provider, status, started_at, completed_at) VALUES (?, 'p', 'm', 'anthropic', 'docker', ?, ?, ?)`,
     );
     const insertEvent = db.prepare(`INSERT INTO events (run_id, id, data) VALUES (?, ?, ?)`);
-    const insertFile = db.prepare(`INSERT INTO run_files (run_id, path, size, sha256, content) VALUES (?, 'out.bin', ?, 'x', ?)`);
+    const insertFile = db.prepare(`INSERT INTO run_files (run_id, path, size, sha256) VALUES (?, 'out.bin', ?, 'x')`);
+    const insertChunk = db.prepare(`INSERT INTO run_file_chunks (run_id, path, seq, data) VALUES (?, 'out.bin', 0, ?)`);
     const eventData = JSON.stringify({ type: 'assistant', subtype: 'delta', content: 'y'.repeat(150) });
     const fileBytes = Buffer.alloc(FILE_BYTES, 7);
     const id = (i: number) => `run_${String(i).padStart(8, '0')}`;
@@ -53,7 +54,10 @@ test(`retention prunes a large store (${RUNS} runs) without blocking the event l
       db.transaction(() => {
         for (let i = from; i < Math.min(RUNS, from + 1000); i++) {
           for (let e = 1; e <= EVENTS_PER_RUN; e++) insertEvent.run(id(i), e, eventData);
-          if (i % FILE_EVERY === 0) insertFile.run(id(i), FILE_BYTES, fileBytes);
+          if (i % FILE_EVERY === 0) {
+            insertFile.run(id(i), FILE_BYTES);
+            insertChunk.run(id(i), fileBytes);
+          }
         }
       })();
     }
@@ -95,8 +99,10 @@ test(`retention prunes a large store (${RUNS} runs) without blocking the event l
     assert.ok(newestExpired.at <= oldestKept.at, `every expired run is older than every kept one: ${newestExpired.at} vs ${oldestKept.at}`);
     const orphans = db.prepare(`SELECT COUNT(*) AS n FROM events e JOIN runs r ON r.id = e.run_id WHERE r.events_expired = 1`).get() as { n: number };
     assert.equal(orphans.n, 0, 'expired runs hold no events');
-    const blobs = db.prepare(`SELECT COUNT(*) AS n FROM run_files f JOIN runs r ON r.id = f.run_id WHERE r.events_expired = 1 AND f.content IS NOT NULL`).get() as { n: number };
+    const blobs = db.prepare(`SELECT COUNT(*) AS n FROM run_file_chunks c JOIN runs r ON r.id = c.run_id WHERE r.events_expired = 1`).get() as { n: number };
     assert.equal(blobs.n, 0, 'expired runs hold no file bytes');
+    const listed = db.prepare(`SELECT COUNT(*) AS n FROM run_files f JOIN runs r ON r.id = f.run_id WHERE r.events_expired = 1 AND f.stored = 0`).get() as { n: number };
+    assert.ok(listed.n > 0, `their file lists stay, marked not stored: ${listed.n}`);
     assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM events WHERE run_id = 'run_inflight'`).get() as { n: number }).n, 1000, 'the run in flight kept every event');
     assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status = 'completed'`).get() as { n: number }).n, RUNS, 'every row stays');
     assert.equal(store.keptResult(id(0))?.lastEventId, LONG_RUN_EVENTS + EVENTS_PER_RUN, 'the last event id outlives the events');

@@ -4,7 +4,7 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createDockerProvider } from '../providers/docker.ts';
+import { createDockerProvider } from '../providers/docker/index.ts';
 import { createE2bProvider } from '../providers/e2b.ts';
 import { SandboxError, type CreateOptions, type Sandbox, type SandboxProvider, type SandboxProviderName } from '../lib/sandbox.ts';
 import { setLogSink } from '../lib/log.ts';
@@ -308,7 +308,8 @@ providerContract('docker', async () => ({
     memoryMb: 256,
     cpus: 1,
     pidsLimit: 128,
-    readOnlyRootfs: false,
+    diskMb: 128,
+    readOnlyRootfs: true,
   }),
   teardown: async () => {},
 }));

@@ -273,6 +273,18 @@ function providerContract(name: SandboxProviderName, setup: () => Promise<Harnes
       await rejectsWithCode(sbx.readFile('/workspace/from/api.txt'), ['FILE_NOT_FOUND'], 'a file exec removed');
     });
 
+    test('files: an aborted signal stops readFile, writeFile and list with its reason', async () => {
+      const sbx = await create();
+      await sbx.writeFile('/workspace/kept.txt', enc('kept'));
+      const reason = new Error('the run ended');
+      const signal = AbortSignal.abort(reason);
+      await within(assert.rejects(sbx.readFile('/workspace/kept.txt', { signal }), (e) => e === reason), 20_000, 'aborted readFile');
+      await within(assert.rejects(sbx.list('/workspace', { signal }), (e) => e === reason), 20_000, 'aborted list');
+      await within(assert.rejects(sbx.writeFile('/workspace/not-written.txt', enc('x'), { signal }), (e) => e === reason), 20_000, 'aborted writeFile');
+      await rejectsWithCode(sbx.readFile('/workspace/not-written.txt'), ['FILE_NOT_FOUND'], 'a write whose signal was already aborted');
+      assert.equal(dec(await sbx.readFile('/workspace/kept.txt')), 'kept', 'the sandbox is unharmed');
+    });
+
     test('destroy is idempotent; using a destroyed sandbox rejects with a SandboxError, never hangs', async () => {
       const sbx = await create();
       await within(Promise.all([sbx.destroy(), sbx.destroy()]), 30_000, 'concurrent destroys');

@@ -16,7 +16,7 @@ import { setLogSink } from '../lib/log.ts';
 import { SandboxError, type DockerSettings, type Sandbox } from '../lib/sandbox.ts';
 import { packTar } from '../lib/tar.ts';
 import { BASE_TOOLS, runTool, type ToolContext } from '../lib/tools.ts';
-import { fileFailure } from '../providers/docker/files.ts';
+import { fileFailure, LIST_LIMITS } from '../providers/docker/files.ts';
 import { createDockerProvider, storageSplit } from '../providers/docker/index.ts';
 import { startFakeAnthropic } from './fixtures/fake-models.ts';
 import { readEvents } from './helpers/sse.ts';
@@ -162,6 +162,18 @@ describe('a hostile sandbox', { timeout: 180_000 }, () => {
     assert.ok(artifacts.leftOut.some((s) => s.startsWith('big ')), `the terabyte is left out: ${artifacts.leftOut.join('; ')}`);
     assert.equal((await run('ps -o args | grep -c "[c]at "')).stdout, '0\n', 'no reader left running');
     await run('rm /workspace/big');
+  });
+
+  test('a listing stops at its entry cap, quickly, and says so in the log', async () => {
+    assert.equal((await run(`mkdir /workspace/lots && cd /workspace/lots && seq ${LIST_LIMITS.entries + 50} | xargs touch && mkdir 'ünï cödé' && touch 'ünï cödé/ok'`, 60_000)).exitCode, 0);
+    const before = logLines.length;
+    const start = performance.now();
+    const entries = await sb.list('/workspace/lots');
+    assert.ok(ms(start) < 10_000, `list took ${ms(start)} ms`);
+    assert.equal(entries.length, LIST_LIMITS.entries);
+    assert.ok(logLines.slice(before).some((l) => l.msg === 'docker sandbox listing cut short' && l.entries === LIST_LIMITS.entries), 'the cut is logged');
+    assert.deepEqual((await sb.list('/workspace/lots/ünï cödé')).map((e) => e.path), ['ok'], 'names in UTF-8 with spaces');
+    await run('rm -r /workspace/lots', 60_000);
   });
 
   test('a fifo or a device is refused at once, never read or written without end', async () => {

@@ -9,6 +9,7 @@
 // own uploads, placed before the agent starts, go through the archive API (`place`).
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { log } from '../../lib/log.ts';
 import { SandboxError, WORKSPACE, type FileEntry, type PlacedFile } from '../../lib/sandbox.ts';
 import { packTar, type TarWriteEntry } from '../../lib/tar.ts';
@@ -137,6 +138,7 @@ export async function list(t: Target, path: string, signal?: AbortSignal): Promi
   let bytes = 0;
   let partial = '';
   let full = false;
+  const text = new StringDecoder('utf8'); // a name's UTF-8 may be split across chunks
   const err = stderrKeeper();
   const r = await runProcess(t, {
     script: LIST_SCRIPT,
@@ -147,7 +149,7 @@ export async function list(t: Target, path: string, signal?: AbortSignal): Promi
     onStdout: (b) => {
       if (full) return true;
       bytes += b.length;
-      const lines = (partial + b.toString('utf8')).split('\n');
+      const lines = (partial + text.write(b)).split('\n');
       partial = lines.pop()!;
       for (const line of lines) {
         const e = entryOf(line);

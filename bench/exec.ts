@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config.ts';
-import { createDockerProvider } from '../providers/docker.ts';
+import { createDockerProvider } from '../providers/docker/index.ts';
 import { IMAGE, docker, fmt, loadLine, loadMeter, machineLine, median, now, quantile, table, verdict } from './lib.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '40' } } });

@@ -83,6 +83,8 @@ export const DEFAULT_SYSTEM_PROMPT = [
 
 export const COMPOSITE_DEFAULTS = { maxSandboxes: 3, maxTotalSpawns: 10 } as const;
 
+/** Smallest docker.diskMb: the workspace share must still hold the 10 MiB of uploads a request may carry. */
+const DISK_MB_MIN = 32;
 const int = (min: number, max: number) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
 const nonEmpty = v.pipe(v.string(), v.trim(), v.nonEmpty());
 // valibot's strictObject accepts arrays (`[]` parses as `{}`); objects here must be plain JSON objects.
@@ -117,6 +119,7 @@ const fileSchema = strictObject({
     strictObject({
       image: v.optional(nonEmpty),
       memoryMb: v.optional(int(16, 1_048_576)),
+      diskMb: v.optional(int(DISK_MB_MIN, 1_048_576)),
       cpus: v.optional(v.pipe(v.number(), v.minValue(0.01), v.maxValue(1024))),
       pidsLimit: v.optional(int(8, 1_000_000)),
       network: v.optional(v.picklist(['none', 'bridge'])),
@@ -229,6 +232,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env, modelProvi
       }
     : undefined;
 
+  const envDiskMb = envInt(env, 'SANDCASTER_DOCKER_DISK_MB', DISK_MB_MIN, 1_048_576);
   const corsEnv = envStr(env, 'SANDCASTER_CORS_ORIGINS');
   return {
     host: flags.host ?? envStr(env, 'SANDCASTER_HOST') ?? file.host ?? '127.0.0.1',
@@ -258,7 +262,10 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env, modelProvi
       pidsLimit: file.docker?.pidsLimit ?? 256,
       network: file.docker?.network ?? 'none',
       user: file.docker?.user ?? '1000:1000',
-      readOnlyRootfs: file.docker?.readOnlyRootfs ?? false,
+      // Total writable storage per sandbox (workspace, /tmp, /dev/shm, root layer), default 1 GiB.
+      diskMb: envDiskMb ?? file.docker?.diskMb ?? 1024,
+      // A writable root layer could only be bounded with a storage-driver quota, which most hosts lack.
+      readOnlyRootfs: file.docker?.readOnlyRootfs ?? true,
       host: envStr(env, 'DOCKER_HOST'),
     },
     e2b: {

@@ -44,7 +44,7 @@ export function createRegistry(config: Config, parts: RegistryParts): Registry {
       p = (async () => {
         const provider =
           name === 'docker'
-            ? (await import('../providers/docker.ts')).createDockerProvider(config.docker)
+            ? (await import('../providers/docker/index.ts')).createDockerProvider(config.docker)
             : (await import('../providers/e2b.ts')).createE2bProvider(config.e2b);
         loaded.set(name, provider);
         return provider;

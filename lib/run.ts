@@ -146,7 +146,9 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
       const result = await raceAbort(
         (async (): Promise<AgentResult> => {
           const main = await pool.createMain(sandboxProvider);
-          for (const f of plan.files) await main.writeFile(posix.join(WORKSPACE, f.path), f.bytes);
+          const uploads = plan.files.map((f) => ({ path: posix.join(WORKSPACE, f.path), data: f.bytes }));
+          if (main.place) await main.place(uploads, { signal });
+          else for (const u of uploads) await main.writeFile(u.path, u.data, { signal });
           const baseline = await takeBaseline(main);
           const ctx: ToolContext = {
             sandbox: (name) => pool.get(name),

@@ -68,8 +68,8 @@ describe('defaults', () => {
     assert.equal(c.e2b.allowInternetAccess, false);
     assert.equal(c.e2b.apiKey, undefined);
     assert.deepEqual(
-      { memoryMb: c.docker.memoryMb, cpus: c.docker.cpus, pidsLimit: c.docker.pidsLimit, network: c.docker.network, user: c.docker.user },
-      { memoryMb: 1024, cpus: 1, pidsLimit: 256, network: 'none', user: '1000:1000' },
+      { memoryMb: c.docker.memoryMb, cpus: c.docker.cpus, pidsLimit: c.docker.pidsLimit, network: c.docker.network, user: c.docker.user, diskMb: c.docker.diskMb, ro: c.docker.readOnlyRootfs },
+      { memoryMb: 1024, cpus: 1, pidsLimit: 256, network: 'none', user: '1000:1000', diskMb: 1024, ro: true },
     );
     assert.ok(c.docker.image.length > 0, "c.docker.image.length > 0");
     assert.deepEqual(c.keys, { anthropic: undefined, openai: undefined, google: undefined, openrouter: undefined });
@@ -140,7 +140,17 @@ describe('precedence: flag > env > sandcaster.json > default', () => {
     assert.equal(load(file, {}).docker.image, 'from-file:1');
   });
 
+  test('docker disk: SANDCASTER_DOCKER_DISK_MB > file > 1024', () => {
+    const file = { docker: { diskMb: 300 } };
+    assert.equal(load(file, { SANDCASTER_DOCKER_DISK_MB: '2048' }).docker.diskMb, 2048);
+    assert.equal(load(file, { SANDCASTER_DOCKER_DISK_MB: '' }).docker.diskMb, 300);
+    assert.equal(load({}, {}).docker.diskMb, 1024);
+    // Validated even when the file would win nothing: a bad value is an error.
+    assertConfigError(() => load(file, { SANDCASTER_DOCKER_DISK_MB: '1g' }), 'SANDCASTER_DOCKER_DISK_MB');
+  });
+
   test('docker settings from the file', () => {
+    assert.equal(load({ docker: { readOnlyRootfs: false } }).docker.readOnlyRootfs, false);
     const c = load({ docker: { memoryMb: 512, cpus: 0.5, pidsLimit: 64, network: 'bridge', user: '2000:2000', readOnlyRootfs: true } });
     assert.equal(c.docker.memoryMb, 512);
     assert.equal(c.docker.cpus, 0.5);
@@ -279,6 +289,8 @@ describe('errors in sandcaster.json name the field', () => {
     assertConfigError(() => load({ timeout: 4 }), 'timeout');
     assertConfigError(() => load({ timeout: 3601 }), 'timeout');
     assertConfigError(() => load({ maxConcurrentRuns: 0 }), 'maxConcurrentRuns');
+    assertConfigError(() => load({ docker: { diskMb: 31 } }), 'docker.diskMb');
+    assertConfigError(() => load({ docker: { diskMb: 64.5 } }), 'docker.diskMb');
     assertConfigError(() => load({ composite: { maxSandboxes: 21 } }), 'composite.maxSandboxes');
     assertConfigError(() => load({ composite: { maxTotalSpawns: 0 } }), 'composite.maxTotalSpawns');
     assertConfigError(() => load({ pricing: { m: { input: -1, output: 1 } } }), 'pricing');
@@ -317,6 +329,9 @@ describe('errors in the environment name the variable', () => {
     ['SANDCASTER_MAX_CONCURRENT_RUNS', '0'],
     ['SANDCASTER_MAX_CONCURRENT_RUNS', '2.5'],
     ['SANDCASTER_MAX_CONCURRENT_RUNS', '-3'],
+    ['SANDCASTER_DOCKER_DISK_MB', '16'],
+    ['SANDCASTER_DOCKER_DISK_MB', '-64'],
+    ['SANDCASTER_DOCKER_DISK_MB', 'big'],
     ['SANDCASTER_SHUTDOWN_GRACE_SECONDS', 'soon'],
     ['SANDCASTER_SHUTDOWN_GRACE_SECONDS', '3601'],
     ['PORT', '99999'],

@@ -10,7 +10,7 @@ import { startFakeAnthropic, type FakeModelServer } from './fixtures/fake-models
 import { spawnServer } from './helpers/child.ts';
 import { assertWellFormedRun, readEvents, readUntil } from './helpers/sse.ts';
 import { docker, managedContainers, managedVolumes, startTestServer, waitFor, TEST_IMAGE } from './helpers/server.ts';
-import { createDockerProvider } from '../providers/docker.ts';
+import { createDockerProvider } from '../providers/docker/index.ts';
 import { RunStore } from '../lib/store.ts';
 
 let fake: FakeModelServer;

@@ -9,7 +9,7 @@ export interface Registry {
   sandboxProvider(name: SandboxProviderName): Promise<SandboxProvider>;
   /** The client of a provider of `config.modelProviders`; rejects when it has no key or its API no module. */
   modelClient(provider: string): Promise<ModelClient>;
-  /** The backend for a run (SPEC section 6: request > env > file > e2b if keyed > docker if it answers), or undefined. */
+  /** The backend for a run (docs/configuration.md#choosing-a-sandbox-provider: request > env > file > e2b if keyed > docker if it answers), or undefined. */
   chooseSandboxProvider(requested: SandboxProviderName | undefined): Promise<SandboxProviderName | undefined>;
   /** Backends already created (for the reaper). */
   loadedSandboxProviders(): SandboxProvider[];

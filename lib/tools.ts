@@ -1,4 +1,4 @@
-// The agent's tools (SPEC section 5). Each runs inside a sandbox through the Sandbox interface;
+// The agent's tools (docs/api.md#tools). Each runs inside a sandbox through the Sandbox interface;
 // a failure is returned as an error result the model sees, never thrown past the agent loop.
 import { posix } from 'node:path';
 import * as v from 'valibot';

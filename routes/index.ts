@@ -1,4 +1,4 @@
-// The HTTP API: auth, CORS, routing, 404/405, and one log line per request (SPEC section 3).
+// The HTTP API: auth, CORS, routing, 404/405, and one log line per request (docs/api.md#routes).
 import { Router } from 'itty-router';
 import { bearerMatches } from '../lib/auth.ts';
 import { apiError } from '../lib/http.ts';

@@ -6,6 +6,7 @@ import { log } from '../lib/log.ts';
 import type { AppContext } from '../lib/run.ts';
 import { health } from './health.ts';
 import { query } from './query.ts';
+import { openapi } from './openapi.ts';
 import { getRun, listRuns } from './runs.ts';
 import { e2bWebhook } from './webhooks.ts';
 
@@ -18,6 +19,7 @@ const ROUTES: [RegExp, string[]][] = [
   [/^\/runs$/, ['GET', 'HEAD']],
   [/^\/runs\/[^/]+$/, ['GET', 'HEAD']],
   [/^\/webhooks\/e2b$/, ['POST']],
+  [/^\/openapi\.json$/, ['GET', 'HEAD']],
 ];
 
 export type Handler = (req: Request) => Promise<Response>;
@@ -29,6 +31,7 @@ export function createHandler(app: AppContext): Handler {
     .post('/query', query)
     .get('/runs', listRuns)
     .get('/runs/:id', getRun)
+    .get('/openapi.json', openapi(() => router.routes))
     .post('/webhooks/e2b', e2bWebhook);
 
   async function route(req: Request, path: string): Promise<Response> {

@@ -38,7 +38,7 @@ export interface RunningServer {
 }
 
 /** Reaps sandboxes of this instance that belong to no run in flight, on every backend in use. */
-async function reap(app: AppContext, backends: ('docker' | 'e2b')[]): Promise<void> {
+async function reap(app: AppContext, backends: string[]): Promise<void> {
   for (const name of backends) {
     try {
       const provider = await app.registry.sandboxProvider(name);
@@ -58,7 +58,8 @@ async function reap(app: AppContext, backends: ('docker' | 'e2b')[]): Promise<vo
  */
 export async function startServer(config: Config, opts: { reapIntervalMs?: number; registry?: (config: Config) => Registry } = {}): Promise<RunningServer> {
   setLogLevel(config.logLevel);
-  for (const k of [config.apiKey, config.webhookSecret, config.e2b.apiKey, ...Object.values(config.keys)]) registerSecret(k);
+  const providerSecrets = Object.entries(config.sandboxProviders).flatMap(([name, row]) => row.secrets(config.sandboxes[name]));
+  for (const k of [config.apiKey, config.webhookSecret, ...providerSecrets, ...Object.values(config.keys)]) registerSecret(k);
   const lock = lockDatabase(config.db); // before anything touches the file: a second server must not take it over
   let store: RunStore;
   try {
@@ -100,10 +101,9 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
   if (!config.apiKey) log.warn('SANDCASTER_API_KEY is not set: the API is open to anyone who can reach it');
 
   // Backends to reap: those that could hold our sandboxes (configured or in use).
-  const backends = (): ('docker' | 'e2b')[] => {
+  const backends = (): string[] => {
     const set = new Set(app.registry.loadedSandboxProviders().map((p) => p.name));
-    if (config.e2b.apiKey) set.add('e2b');
-    set.add('docker');
+    for (const name of config.defaults.configuredSandboxProviders) set.add(name);
     return [...set];
   };
   const startupReap = reap(app, backends());

@@ -13,7 +13,7 @@ import { IMAGE, docker, fmt, loadLine, loadMeter, machineLine, median, now, quan
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '40' } } });
 const ROUNDS = Number(values.rounds);
 
-const settings = loadConfig({}, { SANDCASTER_DOCKER_IMAGE: IMAGE }).docker; // the server's default hardening
+const settings = loadConfig({}, { SANDCASTER_DOCKER_IMAGE: IMAGE }).sandboxes.docker; // the server's default hardening
 const provider = createDockerProvider(settings, { docker });
 const id = `bench_exec_${process.pid}`;
 const sandbox = await provider.create({ runId: id, instanceId: id, timeoutSecs: 300 });

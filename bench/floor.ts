@@ -10,7 +10,7 @@ import { packTar } from '../lib/tar.ts';
 import { containerSpec } from '../providers/docker/spec.ts';
 import { IMAGE, docker, now } from './lib.ts';
 
-const settings = loadConfig({}, { SANDCASTER_DOCKER_IMAGE: IMAGE }).docker; // what the server child uses
+const settings = loadConfig({}, { SANDCASTER_DOCKER_IMAGE: IMAGE }).sandboxes.docker; // what the server child uses
 export const floorInstance = `bench_floor_${process.pid}`;
 
 /** The provider's own container spec (providers/docker/spec.ts), so the floor is exactly as hardened. */

@@ -1,8 +1,8 @@
 // The interface every sandbox backend implements (providers/docker/, providers/e2b.ts).
 // Only tool calls run in a sandbox; the agent loop and every secret stay in the server process.
 
-export type SandboxProviderName = 'docker' | 'e2b';
-export const SANDBOX_PROVIDERS: readonly SandboxProviderName[] = ['docker', 'e2b'];
+/** A row name of the sandbox-provider table in use (lib/sandbox-providers.ts; callers may add rows). */
+export type SandboxProviderName = string;
 
 /** Working directory of every command and the root that uploads and artifacts are relative to. */
 export const WORKSPACE = '/workspace';
@@ -129,7 +129,7 @@ export class SandboxError extends Error {
   }
 }
 
-/** `docker` block of sandcaster.json, resolved with defaults (lib/config.ts). */
+/** `docker` block of sandcaster.json, resolved with defaults (lib/sandbox-providers.ts). */
 export interface DockerSettings {
   image: string;
   memoryMb: number;
@@ -145,7 +145,7 @@ export interface DockerSettings {
   host?: string;
 }
 
-/** `e2b` block of sandcaster.json plus env, resolved (lib/config.ts). The key never reaches a sandbox. */
+/** `e2b` block of sandcaster.json plus env, resolved (lib/sandbox-providers.ts). The key never reaches a sandbox. */
 export interface E2bSettings {
   apiKey?: string;
   template: string;

@@ -433,3 +433,6 @@ function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
+
+/** The module interface the composition root (app.ts) loads for the `e2b` row. */
+export const createProvider = createE2bProvider;

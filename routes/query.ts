@@ -20,9 +20,7 @@ export async function query(req: Request, app: AppContext): Promise<Response> {
   if (!sandboxProvider) {
     const named = parsed.value.sandboxProvider ?? app.config.defaults.sandboxProvider;
     return apiError(503, 'NOT_CONFIGURED', named ? `the ${named} sandbox provider is not usable` : 'no sandbox provider is usable', {
-      hint: named === 'e2b'
-        ? 'set E2B_API_KEY'
-        : 'start a Docker engine the server can reach (DOCKER_HOST or /var/run/docker.sock), or set E2B_API_KEY',
+      hint: named ? app.registry.notUsableHint(named) : app.registry.notUsableHint(),
     });
   }
   // Checked after every await, so admission and registration happen in the same tick.

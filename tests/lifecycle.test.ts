@@ -257,7 +257,7 @@ describe('Docker engine faults', () => {
       } catch {}
       // The container and its workspace volume outlived the engine connection; the reaper of a later start
       // would remove them. Here the provider's own reaper does it, on the real engine.
-      const removed = await createDockerProvider({ ...s.app.config.docker, host: undefined }).reap(s.app.store.instanceId, new Set());
+      const removed = await createDockerProvider({ ...s.app.config.sandboxes.docker, host: undefined }).reap(s.app.store.instanceId, new Set());
       assert.ok(removed >= 1, 'the orphaned sandbox was reaped');
       assert.equal((await managedContainers(s.app.store.instanceId)).length, 0, 'no container left');
       assert.equal((await managedVolumes(s.app.store.instanceId)).length, 0, 'no volume left');

@@ -173,3 +173,6 @@ export function createDockerProvider(settings: DockerSettings, opts: DockerProvi
     },
   };
 }
+
+/** The module interface the composition root (app.ts) loads for the `docker` row. */
+export const createProvider = (settings: DockerSettings): SandboxProvider => createDockerProvider(settings);

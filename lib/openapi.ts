@@ -38,7 +38,7 @@ const FIELD_DOCS: Record<string, string> = {
   allowedTools: 'A subset of the tool names.',
   systemPrompt: 'Appended to the configured system prompt.',
   thinkingLevel: "The provider's reasoning/thinking setting, where the model has one (default none).",
-  sandboxProvider: 'Default: see docs/configuration.md#choosing-a-sandbox-provider.',
+  sandboxProvider: 'A row of the sandbox-provider table. Default: see docs/configuration.md#choosing-a-sandbox-provider.',
   composite: 'Enables composite runs; can only tighten the configuration (looser values are clamped with a warning).',
   onDisconnect: 'What a client disconnect does: cancel (default) or continue.',
   detach: 'Answer 202 at once; read the run later with /runs/{id}/events.',
@@ -57,7 +57,7 @@ const FIELD_DOCS: Record<string, string> = {
  * console.log(Object.keys(schema.properties as object), unconverted); // [ 'prompt', 'model', ... ] []
  * ```
  */
-export function queryBodySchema(): { schema: Json; unconverted: string[] } {
+export function queryBodySchema(opts: SchemaOptions = {}): { schema: Json; unconverted: string[] } {
   const unconverted: string[] = [];
   const config: ConversionConfig = {
     target: 'draft-2020-12',
@@ -84,12 +84,21 @@ export function queryBodySchema(): { schema: Json; unconverted: string[] } {
     return rest;
   };
   const schema = convert(querySchema);
-  refine(schema);
+  refine(schema, opts);
   return { schema, unconverted };
 }
 
-/** Rules lib/request.ts states in code (v.check, v.trim, the upload count) that JSON Schema can say as well. */
-function refine(schema: Json): void {
+/** What the document may take from the server's configuration. */
+export interface SchemaOptions {
+  /** The sandbox-provider rows in use (the request schema takes any name; the plan checks it against these). */
+  sandboxProviders?: readonly string[];
+}
+
+/**
+ * Rules the server states in code (v.check, v.trim, the upload count in lib/request.ts, the sandbox-provider
+ * table in lib/plan.ts) that JSON Schema can say as well.
+ */
+function refine(schema: Json, opts: SchemaOptions): void {
   const props = (schema.properties ?? {}) as Record<string, Json>;
   const notBlank = { pattern: '\\S' }; // prompt: not only whitespace; model: trimmed, then not empty
   if (props.prompt) Object.assign(props.prompt, notBlank);
@@ -103,6 +112,7 @@ function refine(schema: Json): void {
     if (form?.type === 'array') form.maxItems = MAX_UPLOAD_FILES;
     if (form?.type === 'object') form.maxProperties = MAX_UPLOAD_FILES;
   }
+  if (props.sandboxProvider && opts.sandboxProviders?.length) props.sandboxProvider.enum = [...opts.sandboxProviders];
   for (const [name, text] of Object.entries(FIELD_DOCS)) if (props[name]) props[name].description = text;
   schema.description = `The POST /query body (docs/api.md#request-body). ${SERVER_ONLY_RULES}`;
 }
@@ -325,7 +335,7 @@ const event = (type: string, properties: Json, required: string[]): Json => ({
   properties: { type: { const: type }, ...properties },
 });
 
-function schemas(): Json {
+function schemas(opts: SchemaOptions): Json {
   const errorCodes = ['SANDBOX_ERROR', 'MODEL_ERROR', 'TIMEOUT', 'SANDBOX_LOST', 'SHUTDOWN', 'CANCELLED', 'INTERNAL'];
   const events: Record<string, Json> = {
     SystemEvent: event('system', { subtype: str, content: str, runId: str, model: str, provider: str, sandboxProvider: str, sandbox: str, sandboxId: str }, ['subtype', 'content']),
@@ -360,7 +370,7 @@ function schemas(): Json {
     ErrorEvent: event('error', { code: { enum: errorCodes }, content: str, hint: str }, ['code', 'content']),
   };
   return {
-    QueryBody: queryBodySchema().schema,
+    QueryBody: queryBodySchema(opts).schema,
     Error: {
       type: 'object',
       required: ['error'],
@@ -457,7 +467,7 @@ export function openApiPath(ittyPath: string): string {
  * console.log(Object.keys(document.paths as object), undocumented); // [ '/health' ] []
  * ```
  */
-export function buildOpenApi(routes: readonly RegisteredRoute[]): { document: Json; undocumented: RegisteredRoute[] } {
+export function buildOpenApi(routes: readonly RegisteredRoute[], opts: SchemaOptions = {}): { document: Json; undocumented: RegisteredRoute[] } {
   const wanted = new Map<string, RegisteredRoute>();
   for (const r of routes) {
     const method = r.method.toLowerCase();
@@ -489,7 +499,7 @@ export function buildOpenApi(routes: readonly RegisteredRoute[]): { document: Js
     ...(webhooks ? { webhooks } : {}),
     components: {
       securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'SANDCASTER_API_KEY, compared in constant time.' } },
-      schemas: schemas(),
+      schemas: schemas(opts),
       responses: {
         InvalidRequest: errorResponse('INVALID_REQUEST: bad JSON or a field breaking the rules; `details` lists each field path and why.'),
         Unauthorized: errorResponse('UNAUTHORIZED: missing or wrong bearer key.', { 'WWW-Authenticate': { schema: { type: 'string', const: 'Bearer realm="sandcaster"' } } }),

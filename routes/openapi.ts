@@ -3,16 +3,18 @@
 import { json } from '../lib/http.ts';
 import { log } from '../lib/log.ts';
 import { buildOpenApi } from '../lib/openapi.ts';
+import type { AppContext } from '../lib/run.ts';
 
 /** What the router holds per route: [method, pattern, handlers, path]. */
 type RouteTable = readonly (readonly [method: string, match: RegExp, handlers: unknown, path?: string])[];
 
 /** `routes` is read on the first request, when every route is registered; the document is built once. */
-export function openapi(routes: () => RouteTable): () => Response {
+export function openapi(routes: () => RouteTable): (req: Request, app: AppContext) => Response {
   let document: object | undefined;
-  return () => {
+  return (_req, app) => {
     if (!document) {
-      const built = buildOpenApi(routes().flatMap(([method, , , path]) => (path === undefined ? [] : [{ method, path }])));
+      const registered = routes().flatMap(([method, , , path]) => (path === undefined ? [] : [{ method, path }]));
+      const built = buildOpenApi(registered, { sandboxProviders: Object.keys(app.config.sandboxProviders) });
       if (built.undocumented.length) log.warn('routes missing from the OpenAPI document', { routes: built.undocumented.map((r) => `${r.method} ${r.path}`) });
       document = built.document;
     }

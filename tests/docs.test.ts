@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compositeSchema } from '../lib/config.ts';
+import { SANDBOX_PROVIDERS } from '../lib/sandbox-providers.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -96,28 +98,28 @@ describe('docs/configuration.md', () => {
       const src = read(file);
       for (const re of patterns) for (const m of src.matchAll(re)) code.add(m[1]!);
     }
+    // The sandbox-provider rows name the variables they (or their SDK) read.
+    for (const row of Object.values(SANDBOX_PROVIDERS)) for (const name of row.envVars) code.add(name);
+    // Read by a library on our behalf: documented apart, and not expected in our code.
+    const byLibraries = tableNames(section(doc, 'Variables read by libraries'), /^[A-Z][A-Z0-9_]*$/).map((r) => r.name);
+    for (const name of byLibraries) code.delete(name);
     assert.ok(code.has('SANDCASTER_DB') && code.has('ANTHROPIC_API_KEY'), `the scan finds variables: ${[...code].join(', ')}`);
     const listed = tableNames(section(doc, 'Environment variables'), /^[A-Z][A-Z0-9_]*$/);
     compare('environment variables', listed, code, 'docs/configuration.md "Environment variables"');
   });
 
-  test('lists exactly the sandcaster.json fields lib/config.ts accepts', () => {
+  test('lists exactly the sandcaster.json fields the server accepts', () => {
+    // Top-level fields: the entries of lib/config.ts's file schema (not exported; read from its source).
     const src = read('lib/config.ts');
-    /** Field names of one `strictObject({...})` block of lib/config.ts; nested blocks give `outer.inner`. */
-    const fieldsOf = (decl: string, prefix = ''): string[] => {
-      const lines = src.slice(src.indexOf(decl)).split('\n');
-      const end = lines.findIndex((l) => l === '});');
-      const out: string[] = [];
-      let outer = '';
-      for (const line of lines.slice(1, end)) {
-        const m = /^(\s*)(\w+): v\.optional\(/.exec(line);
-        if (!m) continue;
-        if (m[1]!.length === 2) out.push(prefix + (outer = m[2]!));
-        else out.push(`${prefix}${outer}.${m[2]}`);
-      }
-      return out;
-    };
-    const code = new Set([...fieldsOf('const fileSchema = '), ...fieldsOf('export const compositeSchema = ', 'composite.')]);
+    const block = src.slice(src.indexOf('const baseFileEntries = {')).split('\n');
+    const top = block.slice(1, block.findIndex((l) => l === '};')).flatMap((l) => /^ {2}(\w+): v\.optional\(/.exec(l)?.[1] ?? []);
+    // Blocks: composite's schema, and each sandbox-provider row's block under its name.
+    const entriesOf = (schema: any): string[] => Object.keys(schema.entries ?? schema.pipe?.find((p: any) => p.entries)?.entries ?? {});
+    const code = new Set([
+      ...top,
+      ...entriesOf(compositeSchema).map((k) => `composite.${k}`),
+      ...Object.entries(SANDBOX_PROVIDERS).flatMap(([name, row]) => [name, ...entriesOf(row.fileSchema).map((k) => `${name}.${k}`)]),
+    ]);
     assert.ok(code.has('port') && code.has('docker.image') && code.has('composite.maxSandboxes'), `the scan finds fields: ${[...code].join(', ')}`);
     const listed = tableNames(section(doc, 'sandcaster.json'), /^[a-z][A-Za-z0-9]*(\.[a-z][A-Za-z0-9]*)?$/);
     compare('sandcaster.json fields', listed, code, 'docs/configuration.md "sandcaster.json"');

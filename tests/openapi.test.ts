@@ -10,6 +10,7 @@ import { createAppRegistry } from '../app.ts';
 import { loadConfig } from '../lib/config.ts';
 import { RunManager } from '../lib/inflight.ts';
 import { openApiPath, queryBodySchema } from '../lib/openapi.ts';
+import { SANDBOX_PROVIDERS } from '../lib/sandbox-providers.ts';
 import { RunStore } from '../lib/store.ts';
 import { createHandler } from '../routes/index.ts';
 
@@ -176,7 +177,7 @@ describe('GET /openapi.json', () => {
   });
 
   test('the /query body schema is generated completely: nothing the validator checks is silently dropped', () => {
-    const { schema, unconverted } = queryBodySchema();
+    const { schema, unconverted } = queryBodySchema({ sandboxProviders: Object.keys(SANDBOX_PROVIDERS) });
     assert.deepEqual(unconverted, [], `valibot parts the converter could not express: ${unconverted.join('; ')}`);
     assert.deepEqual(doc.components.schemas.QueryBody, schema, 'the served schema is the generated one');
     assert.equal(schema.additionalProperties, false, 'unknown fields are refused');
@@ -238,6 +239,7 @@ describe('the /query body schema and the server agree', () => {
     ['outputFormat a string', { prompt: 'x', outputFormat: 'json' }],
     ['unknown tool', { prompt: 'x', allowedTools: ['rm_rf'] }],
     ['thinkingLevel unknown', { prompt: 'x', thinkingLevel: 'max' }],
+    ['unknown sandbox provider', { prompt: 'x', sandboxProvider: 'kvm' }],
     ['composite too large', { prompt: 'x', composite: { maxSandboxes: 21 } }],
     ['composite an array', { prompt: 'x', composite: [] }],
     ['composite unknown field', { prompt: 'x', composite: { maxGpus: 1 } }],

@@ -9,6 +9,7 @@ import { RunAbort } from './lib/abort.ts';
 import { ConfigError, loadConfig, type Config, type Flags } from './lib/config.ts';
 import { lockDatabase } from './lib/db-lock.ts';
 import { RunManager } from './lib/inflight.ts';
+import { MemoryBudget } from './lib/memory-budget.ts';
 import { log, registerSecret, setLogLevel } from './lib/log.ts';
 import { sendFetchResponse, toFetchRequest } from './lib/node-http.ts';
 import type { Registry } from './lib/registry.ts';
@@ -51,6 +52,22 @@ async function reap(app: AppContext, backends: string[]): Promise<void> {
   }
 }
 
+/** Without SANDCASTER_MAX_SANDBOX_MEMORY_MB, the budget is the total memory the sandbox host reports. */
+async function learnMemoryLimit(app: AppContext): Promise<void> {
+  for (const name of app.config.defaults.configuredSandboxProviders) {
+    try {
+      const mb = await (await app.registry.sandboxProvider(name)).hostMemoryMb?.();
+      if (mb !== undefined) {
+        app.memory.setLimit(mb);
+        log.info('sandbox memory budget', { provider: name, limitMb: mb });
+        return;
+      }
+    } catch (err) {
+      log.debug('no host memory figure', { provider: name, error: err });
+    }
+  }
+}
+
 /**
  * `reapIntervalMs` exists for tests; production always reaps every minute. `registry` exists for benchmarks
  * and tests only (bench/standin-server.ts puts an in-process sandbox stand-in behind the real server, so the
@@ -70,7 +87,13 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
   }
   const interrupted = store.markInterrupted(new Date().toISOString());
   if (interrupted) log.warn('runs left running by a previous process marked interrupted', { count: interrupted });
-  const app: AppContext = { config, store, registry: (opts.registry ?? createAppRegistry)(config), runs: new RunManager(config.maxConcurrentRuns) };
+  const app: AppContext = {
+    config,
+    store,
+    registry: (opts.registry ?? createAppRegistry)(config),
+    runs: new RunManager(config.maxConcurrentRuns),
+    memory: new MemoryBudget(config.maxSandboxMemoryMb),
+  };
   const handle = createHandler(app);
 
   const server = createServer({ noDelay: true, requestTimeout: 0 }, (req, res) => {
@@ -107,6 +130,7 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
     return [...set];
   };
   const startupReap = reap(app, backends());
+  if (config.maxSandboxMemoryMb === undefined) void learnMemoryLimit(app);
   const reaper = setInterval(() => void reap(app, backends()), opts.reapIntervalMs ?? REAP_INTERVAL_MS);
   reaper.unref();
 

@@ -67,6 +67,8 @@ export interface Config {
   webhookSecret?: string;
   db: string;
   maxConcurrentRuns: number;
+  /** Host memory all sandboxes in flight may hold together (MiB); undefined = what the engine reports. */
+  maxSandboxMemoryMb?: number;
   shutdownGraceSeconds: number;
   corsOrigins: string[];
   logLevel: Level;
@@ -94,6 +96,7 @@ const baseFileEntries = {
   logLevel: v.optional(v.picklist(LEVELS)),
   db: v.optional(nonEmpty),
   maxConcurrentRuns: v.optional(int(1, 100_000)),
+  maxSandboxMemoryMb: v.optional(int(1, 1 << 30)),
   shutdownGraceSeconds: v.optional(int(0, 3600)),
   corsOrigins: v.optional(v.array(nonEmpty)),
   sandboxProvider: v.optional(nonEmpty), // one of the sandbox table's names, checked in loadConfig
@@ -233,6 +236,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env, tables: Pr
     webhookSecret: envStr(env, 'SANDCASTER_E2B_WEBHOOK_SECRET'),
     db: envStr(env, 'SANDCASTER_DB') ?? file.db ?? './data/sandcaster.db',
     maxConcurrentRuns: envInt(env, 'SANDCASTER_MAX_CONCURRENT_RUNS', 1, 100_000) ?? file.maxConcurrentRuns ?? 32,
+    maxSandboxMemoryMb: envInt(env, 'SANDCASTER_MAX_SANDBOX_MEMORY_MB', 1, 1 << 30) ?? file.maxSandboxMemoryMb,
     shutdownGraceSeconds: envInt(env, 'SANDCASTER_SHUTDOWN_GRACE_SECONDS', 0, 3600) ?? file.shutdownGraceSeconds ?? 30,
     corsOrigins: corsEnv ? corsEnv.split(',').map((s) => s.trim()).filter(Boolean) : (file.corsOrigins ?? []),
     logLevel: envPick(env, 'LOG_LEVEL', LEVELS) ?? file.logLevel ?? 'info',

@@ -11,6 +11,7 @@ import { compositeTools } from './composite.ts';
 import type { Config } from './config.ts';
 import type { RunManager } from './inflight.ts';
 import { log } from './log.ts';
+import type { MemoryBudget, MemoryReservation } from './memory-budget.ts';
 import { ModelError, emptyUsage, type Usage } from './model.ts';
 import type { RunPlan } from './plan.ts';
 import { SandboxPool } from './pool.ts';
@@ -27,6 +28,7 @@ export interface AppContext {
   store: RunStore;
   registry: Registry;
   runs: RunManager;
+  memory: MemoryBudget;
 }
 
 export const newRunId = () => `run_${randomBytes(12).toString('base64url')}`;
@@ -81,7 +83,7 @@ function retryFinish(app: AppContext, runId: string, end: RunEnd, completedAt: s
 }
 
 /** Starts a run in the background and returns its SSE response at once. */
-export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string): Response {
+export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string, memory?: MemoryReservation): Response {
   const runId = newRunId();
   const started = Date.now();
   const controller = new AbortController();
@@ -95,6 +97,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     // Nothing was created yet: refuse the run rather than run it unrecorded.
     log.error('could not record the run', { runId, error: err });
     stream.close();
+    memory?.release();
     return apiError(503, 'STORAGE_ERROR', 'the run could not be recorded in the database', {
       hint: 'check that the disk holding SANDCASTER_DB has space and that no other program holds a lock on it',
       headers: { 'retry-after': '5' },
@@ -130,6 +133,8 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
         storeSafely(runId, 'record the sandbox', () => app.store.setSandbox(runId, primaryId, count));
       },
       composite: plan.composite,
+      memory: app.memory,
+      mainReservation: memory,
     });
 
     for (const w of plan.warnings) emit({ type: 'warning', ...w });

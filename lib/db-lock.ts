@@ -1,4 +1,4 @@
-// One process per database file (docs/configuration.md#database): a second server on the same SANDCASTER_DB would
+// One process per database file (docs/operations.md): a second server on the same SANDCASTER_DB would
 // take the first one's instance id, mark its live runs INTERRUPTED and reap their sandboxes.
 //
 // The lock is an exclusive SQLite lock on a sidecar file `<db>.lock`, held for the life of the process.

@@ -166,7 +166,7 @@ function operations(): Operation[] {
       operation: {
         operationId: 'query',
         summary: 'Run an agent in a fresh sandbox and stream every step',
-        description: 'Checks before the stream starts, in order: 401/403, 413, 415, 400, 503 DRAINING, 503 NOT_CONFIGURED, 429, 503 STORAGE_ERROR (docs/api.md#errors). Later failures end the stream with an `error` event.',
+        description: 'Checks before the stream starts, in order: 401/403, 413, 415, 400, 503 DRAINING, 503 NOT_CONFIGURED, 429 TOO_MANY_RUNS, 429 SANDBOX_MEMORY_FULL, 503 STORAGE_ERROR (docs/api.md#errors). Later failures end the stream with an `error` event.',
         requestBody: { required: true, content: jsonContent(ref('QueryBody')) },
         responses: {
           '200': eventStream('The run, as Server-Sent Events, ending with exactly one `result` or `error` event.'),
@@ -183,7 +183,9 @@ function operations(): Operation[] {
           ...guarded,
           '413': errorResponse('PAYLOAD_TOO_LARGE: the body is over 16 MiB.'),
           '415': errorResponse('UNSUPPORTED_MEDIA_TYPE: a Content-Type that is not JSON.'),
-          '429': errorResponse('TOO_MANY_RUNS: this instance runs its maximum of runs.', { 'Retry-After': header('RetryAfter') }),
+          '429': errorResponse('TOO_MANY_RUNS (this instance runs its maximum of runs) or SANDBOX_MEMORY_FULL (the sandbox would not fit in the memory budget).', {
+            'Retry-After': header('RetryAfter'),
+          }),
           '503': errorResponse('DRAINING (shutting down), NOT_CONFIGURED (no model key or sandbox provider; `hint` says what to set) or STORAGE_ERROR (the run could not be recorded).', {
             'Retry-After': header('RetryAfter'),
           }),

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { createAppRegistry } from '../app.ts';
 import { loadConfig } from '../lib/config.ts';
 import { RunManager } from '../lib/inflight.ts';
+import { MemoryBudget } from '../lib/memory-budget.ts';
 import { openApiPath, queryBodySchema } from '../lib/openapi.ts';
 import { SANDBOX_PROVIDERS } from '../lib/sandbox-providers.ts';
 import { RunStore } from '../lib/store.ts';
@@ -27,7 +28,7 @@ function handler(env: Record<string, string> = {}) {
   const config = loadConfig({ host: '127.0.0.1', port: 0 }, { SANDCASTER_DB: ':memory:', ...env });
   const store = new RunStore(':memory:');
   stores.push(store);
-  const handle = createHandler({ config, store, registry: createAppRegistry(config), runs: new RunManager(4) });
+  const handle = createHandler({ config, store, registry: createAppRegistry(config), runs: new RunManager(4), memory: new MemoryBudget(config.maxSandboxMemoryMb) });
   return (path: string, init: RequestInit = {}) => {
     const req = new Request(`http://127.0.0.1${path}`, init);
     // What the HTTP edge attaches to every request (ignored by routers that do not read it).

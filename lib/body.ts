@@ -19,9 +19,10 @@ export class BodyLimitError extends Error {
   }
 }
 
-const size = (n: number) => (n >= 1024 * 1024 && n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : `${n} bytes`);
+/** `16 MiB`, `1 MiB`, `1000 bytes`. */
+export const bytesText = (n: number) => (n >= 1024 * 1024 && n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : `${n} bytes`);
 
-export const tooLarge = (limit: number) => apiError(413, 'PAYLOAD_TOO_LARGE', `the request body is larger than ${size(limit)}`);
+export const tooLarge = (limit: number) => apiError(413, 'PAYLOAD_TOO_LARGE', `the request body is larger than ${bytesText(limit)}`);
 
 /** The response for a body stream that failed: its own limit, or a client that went away mid-body. */
 export function bodyFailure(err: unknown): Response {

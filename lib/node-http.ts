@@ -4,7 +4,7 @@
 // (which cancels the run behind an SSE stream) when the client goes away or stops reading.
 import { STATUS_CODES, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { BodyLimitError } from './body.ts';
+import { BodyLimitError, bytesText } from './body.ts';
 import { parseHost } from './host.ts';
 import { errorBody } from './http.ts';
 import { log } from './log.ts';
@@ -17,10 +17,11 @@ import { SlowReaderError } from './sse.ts';
 export const REQUEST_ORIGIN = 'http://sandcaster.invalid';
 
 /**
- * A body nobody reads (a GET with a body, a small body under an error response or a stream) is read and
- * dropped, so the connection can carry on, as long as it ends within these; otherwise the connection is cut.
+ * The rest of a body nobody reads (a GET with a body; a body refused with 401, 404, 413...) is read and
+ * dropped, so the client gets to read the answer before the connection closes (closing a socket with unread
+ * input resets it, and a reset can destroy the answer in flight). Past these the connection is cut.
  */
-const DISCARD_BYTES = 64 * 1024;
+const DISCARD_BYTES = 1024 * 1024;
 const DISCARD_MS = 2000;
 
 /** What is wrong with a request before any route sees it; the router answers it with the error shape. */
@@ -99,7 +100,7 @@ function bodyStream(req: IncomingMessage, opts: EdgeOptions): { stream: Readable
   };
   const onData = (chunk: Buffer) => {
     size += chunk.byteLength;
-    if (size > opts.maxBodyBytes) return finish(new BodyLimitError(413, `the request body is larger than ${opts.maxBodyBytes} bytes`));
+    if (size > opts.maxBodyBytes) return finish(new BodyLimitError(413, `the request body is larger than ${bytesText(opts.maxBodyBytes)}`));
     controller.enqueue(chunk);
     if ((controller.desiredSize ?? 0) <= 0) req.pause();
   };
@@ -182,9 +183,8 @@ export function toFetchRequest(req: IncomingMessage, signal: AbortSignal, opts: 
 
 /**
  * Writes a Fetch Response to the socket; resolves when it is fully sent or the client went away. The rest
- * of a request body nobody read is dropped when it is small (or under a stream, so no request timer can
- * fire on a long-lived response), else the response says `Connection: close` and node closes the socket
- * right after it: a client pushing a large body to a route that refused it gets no further.
+ * of a request body nobody read is discarded within bounds (so no request timer fires under a long-lived
+ * stream, and a client pushing a large body to a route that refused it gets no further than the bound).
  */
 export async function sendFetchResponse(req: IncomingMessage, res: ServerResponse, response: Response, body?: { stop(): void }): Promise<void> {
   const streaming = (response.headers.get('content-type') ?? '').startsWith('text/event-stream');
@@ -194,10 +194,9 @@ export async function sendFetchResponse(req: IncomingMessage, res: ServerRespons
   });
   if (!req.complete) {
     body?.stop();
-    const declared = req.headers['content-length'];
-    const refusedBody = response.status === 408 || response.status === 413; // too slow or too big: no more of it
-    if (streaming || (!refusedBody && declared !== undefined && Number(declared) <= DISCARD_BYTES)) discardRest(req);
-    else headers.connection = 'close';
+    // A client too slow to send its body is not waited for again; any other rest is read and dropped.
+    if (response.status === 408) headers.connection = 'close';
+    else discardRest(req);
   }
   res.writeHead(response.status, headers);
   if (!response.body || req.method === 'HEAD') {

@@ -10,7 +10,7 @@ import { ConfigError, loadConfig, type Config, type Flags } from './lib/config.t
 import { RunManager } from './lib/inflight.ts';
 import { log, registerSecret, setLogLevel } from './lib/log.ts';
 import { MAX_BODY_BYTES } from './lib/body.ts';
-import { createListener, onClientError } from './lib/node-http.ts';
+import { createListener, limitConnections, onClientError } from './lib/node-http.ts';
 import { createRegistry, type Registry } from './lib/registry.ts';
 import type { AppContext } from './lib/run.ts';
 import { RunStore } from './lib/store.ts';
@@ -82,9 +82,7 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
     createListener(handle, { maxBodyBytes: MAX_BODY_BYTES, bodyTimeoutMs }),
   );
   server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
-  server.maxConnections = config.maxConnections;
-  // At the cap, idle keep-alive sockets give their slots back, so only requests in progress hold them.
-  server.on('drop', () => server.closeIdleConnections());
+  limitConnections(server, config.maxConnections);
   server.on('clientError', onClientError(store.instanceId));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

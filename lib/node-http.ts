@@ -2,7 +2,7 @@
 // sees it (request target, percent-encoding, Host, header values); request bodies reach handlers as streams
 // bounded in bytes and time; responses stream out with back-pressure, and the response body is cancelled
 // (which cancels the run behind an SSE stream) when the client goes away or stops reading.
-import { STATUS_CODES, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { BodyLimitError, bytesText } from './body.ts';
 import { parseHost } from './host.ts';
@@ -300,4 +300,29 @@ export function onClientError(instanceId: string): (err: Error & { code?: string
     setTimeout(() => socket.destroy(), 1000).unref();
     log.info('request', { status, error: err.code });
   };
+}
+
+/**
+ * Caps open connections at `max`: node refuses (closes) new ones past it. Each refusal also closes the idle
+ * keep-alive sockets (at most every 100 ms), so only requests in progress hold slots for long, and a warning
+ * says how many were refused (at most once a minute).
+ */
+export function limitConnections(server: Server, max: number): void {
+  server.maxConnections = max;
+  let swept = 0;
+  let refused = 0;
+  let warned = 0;
+  server.on('drop', () => {
+    const now = Date.now();
+    refused++;
+    if (now - swept >= 100) {
+      swept = now;
+      server.closeIdleConnections();
+    }
+    if (now - warned >= 60_000) {
+      warned = now;
+      log.warn('connection limit reached; new connections refused', { maxConnections: max, refused, hint: 'raise SANDCASTER_MAX_CONNECTIONS if this is legitimate load' });
+      refused = 0;
+    }
+  });
 }

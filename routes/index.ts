@@ -103,16 +103,17 @@ export function createHandler(app: AppContext): Handler {
 
   /** Headers every response carries. Never throws (a throwing `finally` step would skip the log line). */
   function decorate(response: Response, req: ApiRequest): Response {
-    let res = response;
-    try {
-      res.headers.set('x-sandcaster-instance', app.store.instanceId);
-    } catch {
-      res = new Response(res.body, res); // a Response with immutable headers: copy them
-    }
-    res.headers.set('x-sandcaster-instance', app.store.instanceId);
     const origin = req.headers.get('origin');
-    if (origin && config.corsOrigins.includes(origin)) for (const [k, v] of Object.entries(corsHeaders(origin))) res.headers.set(k, v);
-    return res;
+    const extra = { 'x-sandcaster-instance': app.store.instanceId, ...(origin && config.corsOrigins.includes(origin) ? corsHeaders(origin) : {}) };
+    const set = (res: Response) => {
+      for (const [k, v] of Object.entries(extra)) res.headers.set(k, v);
+      return res;
+    };
+    try {
+      return set(response);
+    } catch {
+      return set(new Response(response.body, response)); // a Response with immutable headers: copy it
+    }
   }
 
   function logRequest(res: Response, req: ApiRequest): void {

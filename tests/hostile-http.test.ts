@@ -3,7 +3,7 @@
 // every attack the process is still there and still answering.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -313,6 +313,10 @@ describe('connections are bounded', () => {
     extra.write(`GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
     const got = await Promise.race([extra.closed$, new Promise<string>((r) => setTimeout(() => r('still open'), 3000))]);
     assert.equal(got, '', `the 9th connection is closed without an answer (got ${JSON.stringify(got.slice(0, 80))})`);
+    assert.ok(
+      await waitFor(() => capped.logs.some((l) => l.level === 'warn' && /connection limit/.test(l.msg) && /SANDCASTER_MAX_CONNECTIONS/.test(l.hint))),
+      'the refusal is logged as a warning naming the setting',
+    );
     for (const s of held) s.destroy();
     // Raw requests with Connection: close, so no pooled keep-alive socket of ours holds a slot afterwards.
     assert.ok(await waitFor(async () => (await exchange(cport, get('/health', ['Host: 127.0.0.1']))).status === 200, 5000), 'the freed slots serve again');
@@ -485,6 +489,17 @@ describe('settings', () => {
       assert.throws(() => load({ SANDCASTER_ALLOWED_HOSTS: bad }), (e: unknown) => e instanceof ConfigError && /SANDCASTER_ALLOWED_HOSTS/.test(e.message), bad);
     }
   });
+  test('sandcaster.json: allowedHosts, maxConnections, headersTimeoutSeconds, bodyTimeoutSeconds; the environment wins', () => {
+    const file = join(dir, 'sandcaster.json');
+    writeFileSync(file, JSON.stringify({ allowedHosts: ['Box.Internal'], maxConnections: 50, headersTimeoutSeconds: 5, bodyTimeoutSeconds: 7 }));
+    const c = load({ SANDCASTER_CONFIG: file });
+    assert.deepEqual([c.allowedHosts, c.maxConnections, c.headersTimeoutSeconds, c.bodyTimeoutSeconds], [['box.internal'], 50, 5, 7]);
+    const e = load({ SANDCASTER_CONFIG: file, SANDCASTER_ALLOWED_HOSTS: 'other.internal', SANDCASTER_MAX_CONNECTIONS: '60' });
+    assert.deepEqual([e.allowedHosts, e.maxConnections], [['other.internal'], 60]);
+    writeFileSync(file, JSON.stringify({ allowedHosts: ['http://x'] }));
+    assert.throws(() => load({ SANDCASTER_CONFIG: file }), (err: unknown) => err instanceof ConfigError && /allowedHosts/.test(err.message));
+  });
+
   test('bad numbers stop the start with the variable named', () => {
     for (const [name, value] of [['SANDCASTER_MAX_CONNECTIONS', '0'], ['SANDCASTER_HEADERS_TIMEOUT_SECONDS', 'x'], ['SANDCASTER_BODY_TIMEOUT_SECONDS', '-1']]) {
       assert.throws(() => load({ [name!]: value! }), (e: unknown) => e instanceof ConfigError && e.message.includes(name!), name);

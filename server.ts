@@ -11,7 +11,8 @@ import { lockDatabase } from './lib/db-lock.ts';
 import { RunManager } from './lib/inflight.ts';
 import { MemoryBudget } from './lib/memory-budget.ts';
 import { log, registerSecret, setLogLevel } from './lib/log.ts';
-import { sendFetchResponse, toFetchRequest } from './lib/node-http.ts';
+import { MAX_BODY_BYTES } from './lib/body.ts';
+import { createListener, limitConnections, onClientError } from './lib/node-http.ts';
 import type { Registry } from './lib/registry.ts';
 import type { AppContext } from './lib/run.ts';
 import { RunStore } from './lib/store.ts';
@@ -96,18 +97,26 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
   };
   const handle = createHandler(app);
 
-  const server = createServer({ noDelay: true, requestTimeout: 0 }, (req, res) => {
-    const controller = new AbortController();
-    res.once('close', () => controller.abort());
-    const request = toFetchRequest(req, controller.signal);
-    handle(request)
-      .then((response) => sendFetchResponse(res, response, req.method === 'HEAD'))
-      .catch((err) => {
-        log.error('response failed', { error: err });
-        res.destroy();
-      });
-  });
+  const headersTimeout = config.headersTimeoutSeconds * 1000;
+  const bodyTimeoutMs = config.bodyTimeoutSeconds * 1000;
+  const server = createServer(
+    {
+      noDelay: true,
+      // Slow senders are cut off: headers must arrive within headersTimeout, a whole request within both
+      // limits (the body stream enforces its own limit with a clear 408; this is the backstop for bodies
+      // nobody reads). Node stops timing a request once it is fully received, so a long SSE response is
+      // never cut by these.
+      headersTimeout,
+      requestTimeout: headersTimeout + bodyTimeoutMs,
+      connectionsCheckingInterval: 1000,
+      // Checked by the edge instead, so a missing Host gets the JSON error shape like every other 400.
+      requireHostHeader: false,
+    },
+    createListener(handle, { maxBodyBytes: MAX_BODY_BYTES, bodyTimeoutMs }),
+  );
   server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
+  limitConnections(server, config.maxConnections);
+  server.on('clientError', onClientError(store.instanceId));
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -71,6 +71,20 @@ export interface Config {
   maxSandboxMemoryMb?: number;
   shutdownGraceSeconds: number;
   corsOrigins: string[];
+  /**
+   * Host names (lowercase, optionally with `:port`) a browser may use to reach an open API (no key), besides
+   * IP literals and `localhost`: anything else is refused, so a DNS-rebinding page cannot talk to the server.
+   */
+  allowedHosts: string[];
+  /**
+   * Open connections before new ones are refused (`SANDCASTER_MAX_CONNECTIONS`, default 1024). Idle
+   * keep-alive sockets are closed first when the cap is hit, so only requests in progress hold a slot for long.
+   */
+  maxConnections: number;
+  /** Time for a client to send the request headers (`SANDCASTER_HEADERS_TIMEOUT_SECONDS`, default 15). */
+  headersTimeoutSeconds: number;
+  /** Time for a client to send a whole request body (`SANDCASTER_BODY_TIMEOUT_SECONDS`, default 60). */
+  bodyTimeoutSeconds: number;
   logLevel: Level;
 }
 
@@ -99,6 +113,10 @@ const baseFileEntries = {
   maxSandboxMemoryMb: v.optional(int(1, 1 << 30)),
   shutdownGraceSeconds: v.optional(int(0, 3600)),
   corsOrigins: v.optional(v.array(nonEmpty)),
+  allowedHosts: v.optional(v.array(nonEmpty)),
+  maxConnections: v.optional(int(1, 1_000_000)),
+  headersTimeoutSeconds: v.optional(int(1, 600)),
+  bodyTimeoutSeconds: v.optional(int(1, 3600)),
   sandboxProvider: v.optional(nonEmpty), // one of the sandbox table's names, checked in loadConfig
   model: v.optional(nonEmpty),
   provider: v.optional(nonEmpty), // one of the table's names, checked in loadConfig
@@ -121,6 +139,18 @@ export interface Flags {
   host?: string;
   port?: number;
   config?: string;
+}
+
+// A host name with an optional port (`api.example.com`, `sandcaster:8000`), or a bracketed IPv6 literal.
+const HOST_ENTRY = /^(?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
+
+/** `SANDCASTER_ALLOWED_HOSTS` / `allowedHosts`: host names only (no scheme, path or wildcard), lowercased. */
+function allowedHosts(field: string, entries: string[]): string[] {
+  return entries.map((raw) => {
+    const entry = raw.trim().toLowerCase().replace(/\.(?=:\d+$|$)/, ''); // `example.com.` is `example.com`
+    if (!HOST_ENTRY.test(entry)) throw new ConfigError(field, `${JSON.stringify(raw)} is not a host name (write it as in a Host header, e.g. api.example.com or api.example.com:8000)`);
+    return entry;
+  });
 }
 
 function readFileConfig(path: string | undefined, explicit: boolean, sandboxProviders: SandboxProviderTable): { path?: string; data: FileConfig } {
@@ -209,6 +239,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env, tables: Pr
     : undefined;
 
   const corsEnv = envStr(env, 'SANDCASTER_CORS_ORIGINS');
+  const hostsEnv = envStr(env, 'SANDCASTER_ALLOWED_HOSTS');
   return {
     host: flags.host ?? envStr(env, 'SANDCASTER_HOST') ?? file.host ?? '127.0.0.1',
     port,
@@ -239,6 +270,12 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env, tables: Pr
     maxSandboxMemoryMb: envInt(env, 'SANDCASTER_MAX_SANDBOX_MEMORY_MB', 1, 1 << 30) ?? file.maxSandboxMemoryMb,
     shutdownGraceSeconds: envInt(env, 'SANDCASTER_SHUTDOWN_GRACE_SECONDS', 0, 3600) ?? file.shutdownGraceSeconds ?? 30,
     corsOrigins: corsEnv ? corsEnv.split(',').map((s) => s.trim()).filter(Boolean) : (file.corsOrigins ?? []),
+    allowedHosts: hostsEnv
+      ? allowedHosts('SANDCASTER_ALLOWED_HOSTS', hostsEnv.split(',').filter((h) => h.trim() !== ''))
+      : allowedHosts(`${fileSource}: allowedHosts`, file.allowedHosts ?? []),
+    maxConnections: envInt(env, 'SANDCASTER_MAX_CONNECTIONS', 1, 1_000_000) ?? file.maxConnections ?? 1024,
+    headersTimeoutSeconds: envInt(env, 'SANDCASTER_HEADERS_TIMEOUT_SECONDS', 1, 600) ?? file.headersTimeoutSeconds ?? 15,
+    bodyTimeoutSeconds: envInt(env, 'SANDCASTER_BODY_TIMEOUT_SECONDS', 1, 3600) ?? file.bodyTimeoutSeconds ?? 60,
     logLevel: envPick(env, 'LOG_LEVEL', LEVELS) ?? file.logLevel ?? 'info',
   };
 }

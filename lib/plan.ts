@@ -94,8 +94,13 @@ export function planRun(req: QueryRequest, config: Config): RunPlan | PlanError 
   if (req.provider !== undefined && !Object.hasOwn(rows, req.provider)) {
     return { status: 400, details: [{ path: 'provider', message: `must be one of ${Object.keys(rows).join(', ')}` }] };
   }
-  if (req.sandboxProvider !== undefined && !Object.hasOwn(config.sandboxProviders, req.sandboxProvider)) {
-    return { status: 400, details: [{ path: 'sandboxProvider', message: `must be one of ${Object.keys(config.sandboxProviders).join(', ')}` }] };
+  const sandboxNames = Object.keys(config.sandboxProviders);
+  if (req.sandboxProvider !== undefined && !sandboxNames.includes(req.sandboxProvider)) {
+    return { status: 400, details: [{ path: 'sandboxProvider', message: `must be one of ${sandboxNames.join(', ')}` }] };
+  }
+  const badProvider = (req.composite?.allowedProviders ?? []).findIndex((p) => !sandboxNames.includes(p));
+  if (badProvider >= 0) {
+    return { status: 400, details: [{ path: `composite.allowedProviders[${badProvider}]`, message: `must be one of ${sandboxNames.join(', ')}` }] };
   }
   const chosen = chooseModel(req, config);
   if (!chosen) {

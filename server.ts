@@ -10,6 +10,7 @@ import { ConfigError, loadConfig, type Config, type Flags } from './lib/config.t
 import { lockDatabase } from './lib/db-lock.ts';
 import { RunManager } from './lib/inflight.ts';
 import { log, registerSecret, setLogLevel } from './lib/log.ts';
+import { Metrics } from './lib/metrics.ts';
 import { sendFetchResponse, toFetchRequest } from './lib/node-http.ts';
 import type { Registry } from './lib/registry.ts';
 import type { AppContext } from './lib/run.ts';
@@ -69,7 +70,8 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
   }
   const interrupted = store.markInterrupted(new Date().toISOString());
   if (interrupted) log.warn('runs left running by a previous process marked interrupted', { count: interrupted });
-  const app: AppContext = { config, store, registry: (opts.registry ?? createAppRegistry)(config), runs: new RunManager(config.maxConcurrentRuns) };
+  const runs = new RunManager(config.maxConcurrentRuns);
+  const app: AppContext = { config, store, registry: (opts.registry ?? createAppRegistry)(config), runs, metrics: new Metrics({ runsInFlight: () => runs.size }) };
   const handle = createHandler(app);
 
   const server = createServer({ noDelay: true, requestTimeout: 0 }, (req, res) => {

@@ -6,6 +6,7 @@ import type { StreamEvent } from './sse.ts';
 import { SandboxError, type Sandbox, type SandboxProvider, type SandboxProviderName } from './sandbox.ts';
 import { ToolFailure } from './tools.ts';
 import { log } from './log.ts';
+import type { SandboxMetrics } from './metrics.ts';
 
 export const MAIN = 'main';
 const NAME = /^[a-zA-Z0-9_-]{1,64}$/;
@@ -20,6 +21,7 @@ export interface PoolOptions {
   /** Called whenever a sandbox is created: its id, the primary's id and the number created so far. */
   onCreated(sandboxId: string, primaryId: string, count: number): void;
   composite?: CompositeSettings;
+  metrics?: SandboxMetrics;
 }
 
 interface Member {
@@ -147,6 +149,7 @@ export class SandboxPool {
         timeoutSecs: this.opts.timeoutSecs,
         signal: this.opts.signal,
       });
+      this.opts.metrics?.sandboxCreated(provider, (Date.now() - started) / 1000);
       const m: Member = { name, provider, image, sandbox };
       if (this.closed) {
         await this.destroy(m, false); // the run ended while we were creating it
@@ -168,7 +171,9 @@ export class SandboxPool {
     const started = Date.now();
     try {
       await m.sandbox.destroy();
+      this.opts.metrics?.sandboxDestroyed(m.provider, (Date.now() - started) / 1000, true);
     } catch (err) {
+      this.opts.metrics?.sandboxDestroyed(m.provider, (Date.now() - started) / 1000, false);
       // Not announced as destroyed: it is labelled with this instance, so the reaper removes it later.
       log.error('sandbox destroy failed; the reaper will retry', { runId: this.opts.runId, sandboxId: m.sandbox.id, error: err });
       if (announce) this.opts.emit({ type: 'warning', code: 'SANDBOX_CLEANUP_FAILED', content: `sandbox ${m.name} could not be destroyed now (${(err as Error).message}); it will be reaped` });

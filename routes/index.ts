@@ -5,6 +5,7 @@ import { apiError } from '../lib/http.ts';
 import { log } from '../lib/log.ts';
 import type { AppContext } from '../lib/run.ts';
 import { health } from './health.ts';
+import { metrics } from './metrics.ts';
 import { query } from './query.ts';
 import { getRun, listRuns } from './runs.ts';
 import { e2bWebhook } from './webhooks.ts';
@@ -14,6 +15,7 @@ const PUBLIC = new Set(['/health', '/webhooks/e2b']);
 /** Paths and the methods they answer; anything else on a known path is 405. */
 const ROUTES: [RegExp, string[]][] = [
   [/^\/health$/, ['GET', 'HEAD']],
+  [/^\/metrics$/, ['GET', 'HEAD']],
   [/^\/query$/, ['POST']],
   [/^\/runs$/, ['GET', 'HEAD']],
   [/^\/runs\/[^/]+$/, ['GET', 'HEAD']],
@@ -26,6 +28,7 @@ export function createHandler(app: AppContext): Handler {
   const router = Router<Request & { params?: Record<string, string> }, [AppContext]>();
   router
     .get('/health', health)
+    .get('/metrics', metrics)
     .post('/query', query)
     .get('/runs', listRuns)
     .get('/runs/:id', getRun)
@@ -74,6 +77,7 @@ export function createHandler(app: AppContext): Handler {
       requestId: req.headers.get('x-request-id') ?? undefined,
       runId: res.headers.get('x-run-id') ?? undefined,
     };
+    app.metrics.httpRequest(router.routes.find(([, re]) => re.test(path))?.[3] ?? 'unmatched', res.status);
     if (path === '/health') log.debug('request', fields);
     else log.info('request', fields);
     return res;

@@ -177,7 +177,7 @@ export function containerSpec(
  * schemes (tcp://, TLS with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://) are left to docker-modem, which
  * reads the same variables from the environment.
  */
-function engineClient(host: string | undefined): Docker {
+export function engineClient(host: string | undefined): Docker {
   if (host?.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) || '/var/run/docker.sock' });
   return new Docker();
 }

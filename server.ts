@@ -10,6 +10,7 @@ import { ConfigError, loadConfig, type Config, type Flags } from './lib/config.t
 import { lockDatabase } from './lib/db-lock.ts';
 import { allPass, checkConfig, formatCheck, runChecks } from './lib/doctor.ts';
 import { RunManager } from './lib/inflight.ts';
+import { MemoryBudget } from './lib/memory-budget.ts';
 import { log, registerSecret, setLogLevel } from './lib/log.ts';
 import { Metrics } from './lib/metrics.ts';
 import { sendFetchResponse, toFetchRequest } from './lib/node-http.ts';
@@ -18,7 +19,6 @@ import type { AppContext } from './lib/run.ts';
 import { RunStore } from './lib/store.ts';
 import { VERSION } from './lib/version.ts';
 import { waitReady } from './lib/wait-ready.ts';
-import { createDoctorProbes } from './providers/doctor-probes.ts';
 import { createHandler } from './routes/index.ts';
 import { createAppRegistry } from './app.ts';
 
@@ -49,7 +49,7 @@ export interface RunningServer {
 }
 
 /** Reaps sandboxes of this instance that belong to no run in flight, on every backend in use. */
-async function reap(app: AppContext, backends: ('docker' | 'e2b')[]): Promise<void> {
+async function reap(app: AppContext, backends: string[]): Promise<void> {
   for (const name of backends) {
     try {
       const provider = await app.registry.sandboxProvider(name);
@@ -62,6 +62,22 @@ async function reap(app: AppContext, backends: ('docker' | 'e2b')[]): Promise<vo
   }
 }
 
+/** Without SANDCASTER_MAX_SANDBOX_MEMORY_MB, the budget is the total memory the sandbox host reports. */
+async function learnMemoryLimit(app: AppContext): Promise<void> {
+  for (const name of app.config.defaults.configuredSandboxProviders) {
+    try {
+      const mb = await (await app.registry.sandboxProvider(name)).hostMemoryMb?.();
+      if (mb !== undefined) {
+        app.memory.setLimit(mb);
+        log.info('sandbox memory budget', { provider: name, limitMb: mb });
+        return;
+      }
+    } catch (err) {
+      log.debug('no host memory figure', { provider: name, error: err });
+    }
+  }
+}
+
 /**
  * `reapIntervalMs` exists for tests; production always reaps every minute. `registry` exists for benchmarks
  * and tests only (bench/standin-server.ts puts an in-process sandbox stand-in behind the real server, so the
@@ -69,7 +85,8 @@ async function reap(app: AppContext, backends: ('docker' | 'e2b')[]): Promise<vo
  */
 export async function startServer(config: Config, opts: { reapIntervalMs?: number; registry?: (config: Config) => Registry } = {}): Promise<RunningServer> {
   setLogLevel(config.logLevel);
-  for (const k of [config.apiKey, config.webhookSecret, config.e2b.apiKey, ...Object.values(config.keys)]) registerSecret(k);
+  const providerSecrets = Object.entries(config.sandboxProviders).flatMap(([name, row]) => row.secrets(config.sandboxes[name]));
+  for (const k of [config.apiKey, config.webhookSecret, ...providerSecrets, ...Object.values(config.keys)]) registerSecret(k);
   const lock = lockDatabase(config.db); // before anything touches the file: a second server must not take it over
   let store: RunStore;
   try {
@@ -81,7 +98,14 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
   const interrupted = store.markInterrupted(new Date().toISOString());
   if (interrupted) log.warn('runs left running by a previous process marked interrupted', { count: interrupted });
   const runs = new RunManager(config.maxConcurrentRuns);
-  const app: AppContext = { config, store, registry: (opts.registry ?? createAppRegistry)(config), runs, metrics: new Metrics({ runsInFlight: () => runs.size }) };
+  const app: AppContext = {
+    config,
+    store,
+    registry: (opts.registry ?? createAppRegistry)(config),
+    runs,
+    memory: new MemoryBudget(config.maxSandboxMemoryMb),
+    metrics: new Metrics({ runsInFlight: () => runs.size, sandboxProviders: Object.keys(config.sandboxProviders) }),
+  };
   const handle = createHandler(app);
 
   const server = createServer({ noDelay: true, requestTimeout: 0 }, (req, res) => {
@@ -112,13 +136,13 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
   if (!config.apiKey) log.warn('SANDCASTER_API_KEY is not set: the API is open to anyone who can reach it');
 
   // Backends to reap: those that could hold our sandboxes (configured or in use).
-  const backends = (): ('docker' | 'e2b')[] => {
+  const backends = (): string[] => {
     const set = new Set(app.registry.loadedSandboxProviders().map((p) => p.name));
-    if (config.e2b.apiKey) set.add('e2b');
-    set.add('docker');
+    for (const name of config.defaults.configuredSandboxProviders) set.add(name);
     return [...set];
   };
   const startupReap = reap(app, backends());
+  if (config.maxSandboxMemoryMb === undefined) void learnMemoryLimit(app);
   const reaper = setInterval(() => void reap(app, backends()), opts.reapIntervalMs ?? REAP_INTERVAL_MS);
   reaper.unref();
 
@@ -204,10 +228,13 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   return command === 'doctor' ? { command, flags } : { command: 'serve', flags };
 }
 
+/** Loaded on use: `--help` and `wait` need no engine client. */
+const doctorProbes = async (config: Config) => (await import('./providers/doctor-probes.ts')).createDoctorProbes(config);
+
 /** `sandcaster doctor`: every check, one line each on stdout; exit 0 only when none fails. */
 async function doctor(flags: Flags): Promise<never> {
   const { check, config } = checkConfig(() => loadConfig(flags));
-  const checks = [check, ...(config ? await runChecks(config, createDoctorProbes(config), { database: true }) : [])];
+  const checks = [check, ...(config ? await runChecks(config, await doctorProbes(config), { database: true }) : [])];
   const text = checks.map((c) => formatCheck(c) + '\n').join('');
   return new Promise(() => process.stdout.write(text, () => process.exit(allPass(checks) ? 0 : 1)));
 }
@@ -215,7 +242,7 @@ async function doctor(flags: Flags): Promise<never> {
 /** The doctor's checks at `serve` start, after the listen: each failure is a warning, never a reason to stop. */
 async function startupChecks(config: Config): Promise<void> {
   try {
-    for (const c of await runChecks(config, createDoctorProbes(config), { database: false })) {
+    for (const c of await runChecks(config, await doctorProbes(config), { database: false })) {
       if (c.status === 'ok') continue;
       const fields = { check: c.name, status: c.status, found: c.found, fix: c.fix };
       if (c.status === 'FAIL') log.warn('startup check failed', fields);

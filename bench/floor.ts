@@ -7,13 +7,13 @@ import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { loadConfig } from '../lib/config.ts';
 import { packTar } from '../lib/tar.ts';
-import { containerSpec } from '../providers/docker.ts';
+import { containerSpec } from '../providers/docker/spec.ts';
 import { IMAGE, docker, now } from './lib.ts';
 
-const settings = loadConfig({}, { SANDCASTER_DOCKER_IMAGE: IMAGE }).docker; // what the server child uses
+const settings = loadConfig({}, { SANDCASTER_DOCKER_IMAGE: IMAGE }).sandboxes.docker; // what the server child uses
 export const floorInstance = `bench_floor_${process.pid}`;
 
-/** The provider's own container spec (providers/docker.ts), so the floor is exactly as hardened. */
+/** The provider's own container spec (providers/docker/spec.ts), so the floor is exactly as hardened. */
 function hardenedSpec(name: string, volume: string): Docker.ContainerCreateOptions {
   const labels = { 'sandcaster.managed': 'true', 'sandcaster.instance': floorInstance, 'sandcaster.run': name };
   return containerSpec(settings, { name, image: settings.image, labels, volume });

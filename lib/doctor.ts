@@ -28,14 +28,19 @@ export interface DockerProbe {
 
 export interface DoctorProbes {
   docker: DockerProbe;
-  /** One cheap authenticated E2B call; rejects when E2B refuses the key or does not answer. */
+  /** One cheap authenticated E2B call, its request bounded by PROBE_TIMEOUT_MS; rejects when E2B refuses the key or does not answer. */
   e2b(apiKey: string): Promise<void>;
   /** Defaults to the server's own lock (lib/db-lock.ts). */
   lockDatabase?(path: string): DatabaseLock;
 }
 
-/** No single probe may hold the doctor (or a starting server's log) longer than this. */
+/** How long one call to the outside world may take. */
 export const PROBE_TIMEOUT_MS = 5000;
+/**
+ * The E2B probe bounds its own HTTP call by PROBE_TIMEOUT_MS, but first loads the e2b SDK, which alone can take
+ * seconds on a busy host; this only stops a probe that never settles.
+ */
+const E2B_GUARD_MS = 30_000;
 
 /** The first line of an error, with its cause's code (fetch says only "fetch failed"). */
 function message(err: unknown): string {
@@ -68,7 +73,7 @@ export function checkConfig(load: () => Config): { check: Check; config?: Config
 
 /** Docker problems fail only where runs would use Docker; with E2B chosen they are worth a warning. */
 const dockerNeeded = (config: Config) =>
-  config.defaults.sandboxProvider === 'docker' || (!config.defaults.sandboxProvider && !config.e2b.apiKey) || Boolean(config.defaults.composite?.allowedProviders.includes('docker'));
+  config.defaults.sandboxProvider === 'docker' || (!config.defaults.sandboxProvider && !config.sandboxes.e2b.apiKey) || Boolean(config.defaults.composite?.allowedProviders.includes('docker'));
 
 export async function checkDockerEngine(config: Config, docker: DockerProbe): Promise<Check> {
   try {
@@ -86,7 +91,7 @@ export async function checkDockerEngine(config: Config, docker: DockerProbe): Pr
 }
 
 export async function checkDockerImage(config: Config, docker: DockerProbe): Promise<Check> {
-  const image = config.docker.image;
+  const image = config.sandboxes.docker.image;
   const name = 'docker image';
   try {
     if (await bounded(docker.hasImage(image))) return { status: 'ok', name, found: `${image} is on the Docker host` };
@@ -114,15 +119,15 @@ export async function checkDockerRuntime(runtime: string, docker: DockerProbe): 
 }
 
 export async function checkE2b(config: Config, probe: DoctorProbes['e2b']): Promise<Check> {
-  const key = config.e2b.apiKey;
+  const key = config.sandboxes.e2b.apiKey;
   const name = 'e2b';
   if (!key) {
     if (config.defaults.sandboxProvider === 'e2b') return { status: 'FAIL', name, found: 'sandboxProvider is e2b but E2B_API_KEY is not set', fix: 'set E2B_API_KEY (keys are at https://e2b.dev/dashboard), or choose docker' };
     return { status: 'ok', name, found: 'not configured (E2B_API_KEY unset); Docker sandboxes only' };
   }
   try {
-    await bounded(probe(key));
-    return { status: 'ok', name, found: `E2B answered and accepted E2B_API_KEY (template ${config.e2b.template})` };
+    await bounded(probe(key), E2B_GUARD_MS);
+    return { status: 'ok', name, found: `E2B answered and accepted E2B_API_KEY (template ${config.sandboxes.e2b.template})` };
   } catch (err) {
     const refused = /authentication/i.test((err as Error)?.name ?? '');
     return {
@@ -193,7 +198,7 @@ export async function runChecks(config: Config, probes: DoctorProbes, opts: { da
   const docker = async (): Promise<Check[]> => {
     const engine = await checkDockerEngine(config, probes.docker);
     if (engine.status !== 'ok') return [engine];
-    const runtime = (config.docker as { runtime?: string }).runtime;
+    const runtime = (config.sandboxes.docker as { runtime?: string }).runtime;
     return [engine, await checkDockerImage(config, probes.docker), ...(runtime ? [await checkDockerRuntime(runtime, probes.docker)] : [])];
   };
   const [dockerChecks, e2b] = await Promise.all([docker(), checkE2b(config, probes.e2b)]);

@@ -3,7 +3,6 @@
 // Every label takes values from a bounded set (route patterns, statuses, error codes, provider names);
 // model ids come from clients, so only the first MAX_MODELS distinct ones get a label of their own.
 import type { Usage } from './model.ts';
-import { SANDBOX_PROVIDERS } from './sandbox.ts';
 
 const MAX_MODELS = 100;
 const MAX_LABEL_CHARS = 128;
@@ -124,9 +123,10 @@ export class Metrics implements SandboxMetrics {
   private readonly destroySeconds = new Histogram('sandcaster_sandbox_destroy_seconds', 'Time to destroy a sandbox, by provider (successful destroys).', ['provider'], SANDBOX_SECONDS);
   private readonly models = new Set<string>();
 
-  constructor(opts: { runsInFlight: () => number }) {
+  /** `sandboxProviders`: the backends this server knows, so each shows a zero before its first sandbox. */
+  constructor(opts: { runsInFlight: () => number; sandboxProviders?: readonly string[] }) {
     this.runsInFlight = new Gauge('sandcaster_runs_in_flight', 'Runs in flight on this instance.', [], opts.runsInFlight);
-    for (const p of SANDBOX_PROVIDERS) this.sandboxesInFlight.add([p], 0); // a zero is a value; a missing series is not
+    for (const p of opts.sandboxProviders ?? []) this.sandboxesInFlight.add([p], 0); // a zero is a value; a missing series is not
   }
 
   runStarted(provider: string, sandboxProvider: string): void {

@@ -2,7 +2,6 @@
 import { posix } from 'node:path';
 import * as v from 'valibot';
 import { MODEL_PROVIDERS, THINKING_LEVELS, compositeSchema } from './config.ts';
-import { SANDBOX_PROVIDERS } from './sandbox.ts';
 import { ALL_TOOL_NAMES } from './tools.ts';
 import { outputFormatSchema } from './structured.ts';
 import { parseWith, type FieldIssue } from './validate.ts';
@@ -41,7 +40,7 @@ export const querySchema = v.strictObject({
   allowedTools: v.optional(v.array(v.picklist(ALL_TOOL_NAMES, `must be one of ${ALL_TOOL_NAMES.join(', ')}`))),
   systemPrompt: v.optional(v.pipe(v.string(), v.maxLength(1_000_000))),
   thinkingLevel: v.optional(v.picklist(THINKING_LEVELS)),
-  sandboxProvider: v.optional(v.picklist(SANDBOX_PROVIDERS)),
+  sandboxProvider: v.optional(v.pipe(v.string(), v.nonEmpty('must not be empty'), v.maxLength(64, 'must be a provider name'))), // checked against the table by planRun
   composite: v.optional(compositeSchema),
 });
 

@@ -12,6 +12,7 @@ import type { Config } from './config.ts';
 import type { RunManager } from './inflight.ts';
 import { log } from './log.ts';
 import type { Metrics } from './metrics.ts';
+import type { MemoryBudget, MemoryReservation } from './memory-budget.ts';
 import { ModelError, emptyUsage, type Usage } from './model.ts';
 import type { RunPlan } from './plan.ts';
 import { SandboxPool } from './pool.ts';
@@ -29,6 +30,7 @@ export interface AppContext {
   registry: Registry;
   runs: RunManager;
   metrics: Metrics;
+  memory: MemoryBudget;
 }
 
 export const newRunId = () => `run_${randomBytes(12).toString('base64url')}`;
@@ -83,7 +85,7 @@ function retryFinish(app: AppContext, runId: string, end: RunEnd, completedAt: s
 }
 
 /** Starts a run in the background and returns its SSE response at once. */
-export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string): Response {
+export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string, memory?: MemoryReservation): Response {
   const runId = newRunId();
   const started = Date.now();
   const controller = new AbortController();
@@ -97,6 +99,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     // Nothing was created yet: refuse the run rather than run it unrecorded.
     log.error('could not record the run', { runId, error: err });
     stream.close();
+    memory?.release();
     return apiError(503, 'STORAGE_ERROR', 'the run could not be recorded in the database', {
       hint: 'check that the disk holding SANDCASTER_DB has space and that no other program holds a lock on it',
       headers: { 'retry-after': '5' },
@@ -134,6 +137,8 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
       },
       composite: plan.composite,
       metrics: app.metrics,
+      memory: app.memory,
+      mainReservation: memory,
     });
 
     for (const w of plan.warnings) emit({ type: 'warning', ...w });
@@ -150,7 +155,9 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
       const result = await raceAbort(
         (async (): Promise<AgentResult> => {
           const main = await pool.createMain(sandboxProvider);
-          for (const f of plan.files) await main.writeFile(posix.join(WORKSPACE, f.path), f.bytes);
+          const uploads = plan.files.map((f) => ({ path: posix.join(WORKSPACE, f.path), data: f.bytes }));
+          if (main.place) await main.place(uploads, { signal });
+          else for (const u of uploads) await main.writeFile(u.path, u.data, { signal });
           const baseline = await takeBaseline(main);
           const ctx: ToolContext = {
             sandbox: (name) => pool.get(name),

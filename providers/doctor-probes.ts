@@ -2,13 +2,13 @@
 // Docker provider uses, and E2B through one sandbox listing (authenticated, cheap, creates nothing).
 import type { Config } from '../lib/config.ts';
 import { PROBE_TIMEOUT_MS, type DoctorProbes } from '../lib/doctor.ts';
-import { engineClient } from './docker.ts';
+import { engineClient } from './docker/engine.ts';
 
 export function createDoctorProbes(config: Config): DoctorProbes {
-  const docker = engineClient(config.docker.host);
+  const docker = engineClient(config.sandboxes.docker.host);
   return {
     docker: {
-      where: config.docker.host ?? 'the local socket (/var/run/docker.sock)',
+      where: config.sandboxes.docker.host ?? 'the local socket (/var/run/docker.sock)',
       async version() {
         const v = await docker.version();
         return { version: v.Version, apiVersion: v.ApiVersion };

@@ -118,7 +118,7 @@ describe('doctor checks with injected probes', () => {
     assert.ok(!names.includes('docker image') && !names.includes('docker runtime'), names.join(', '));
     const up = (await runChecks(config, { ...probes, docker: engine({ hasImage: async () => false }) }, { database: false })).map((c) => `${c.status} ${c.name}`);
     assert.ok(up.includes('warn docker image') && !up.some((n) => n.endsWith('runtime')) && !up.some((n) => n.endsWith('database')), up.join(', '));
-    const withRuntime = { ...config, docker: { ...config.docker, runtime: 'runsc' } };
+    const withRuntime = { ...config, sandboxes: { ...config.sandboxes, docker: { ...config.sandboxes.docker, runtime: 'runsc' } } };
     assert.ok((await runChecks(withRuntime, probes, { database: false })).every((c) => c.name !== 'docker runtime'), 'not with the engine down');
     const rt = (await runChecks(withRuntime, { ...probes, docker: engine() }, { database: false })).find((c) => c.name === 'docker runtime');
     assert.equal(rt?.status, 'FAIL', JSON.stringify(rt));

@@ -317,25 +317,25 @@ describe('composite: the request can only tighten', () => {
   const file = { maxSandboxes: 2, maxTotalSpawns: 5, allowedProviders: ['docker' as const], allowedTemplates: ['img:a'] };
 
   test('no composite anywhere: disabled', () => {
-    assert.equal(resolveComposite(undefined, undefined, []), undefined);
+    assert.equal(resolveComposite(undefined, undefined, [], ['docker', 'e2b']), undefined);
   });
 
   test('file only: the file block as is, no warnings', () => {
     const w: Warning[] = [];
-    assert.deepEqual(resolveComposite(file, undefined, w), file);
+    assert.deepEqual(resolveComposite(file, undefined, w, ['docker', 'e2b']), file);
     assert.deepEqual(w, []);
   });
 
   test('tighter request values are used without a warning', () => {
     const w: Warning[] = [];
-    const out = resolveComposite(file, { maxSandboxes: 1, maxTotalSpawns: 3, allowedProviders: ['docker'], allowedTemplates: ['img:a'] }, w);
+    const out = resolveComposite(file, { maxSandboxes: 1, maxTotalSpawns: 3, allowedProviders: ['docker'], allowedTemplates: ['img:a'] }, w, ['docker', 'e2b']);
     assert.deepEqual(out, { maxSandboxes: 1, maxTotalSpawns: 3, allowedProviders: ['docker'], allowedTemplates: ['img:a'] });
     assert.deepEqual(w, []);
   });
 
   test('looser request values are clamped, each with a warning naming the field', () => {
     const w: Warning[] = [];
-    const out = resolveComposite(file, { maxSandboxes: 10, maxTotalSpawns: 50, allowedProviders: ['docker', 'e2b'], allowedTemplates: ['img:a', 'img:evil'] }, w);
+    const out = resolveComposite(file, { maxSandboxes: 10, maxTotalSpawns: 50, allowedProviders: ['docker', 'e2b'], allowedTemplates: ['img:a', 'img:evil'] }, w, ['docker', 'e2b']);
     assert.deepEqual(out, { maxSandboxes: 2, maxTotalSpawns: 5, allowedProviders: ['docker'], allowedTemplates: ['img:a'] });
     assert.equal(w.length, 4);
     for (const field of ['maxSandboxes', 'maxTotalSpawns', 'allowedProviders', 'allowedTemplates']) {
@@ -348,7 +348,7 @@ describe('composite: the request can only tighten', () => {
 
   test('only the looser field warns', () => {
     const w: Warning[] = [];
-    const out = resolveComposite(file, { maxSandboxes: 1, maxTotalSpawns: 99 }, w);
+    const out = resolveComposite(file, { maxSandboxes: 1, maxTotalSpawns: 99 }, w, ['docker', 'e2b']);
     assert.equal(out?.maxSandboxes, 1);
     assert.equal(out?.maxTotalSpawns, 5);
     assert.equal(w.length, 1);
@@ -357,7 +357,7 @@ describe('composite: the request can only tighten', () => {
 
   test('request only: enabled, bounded by the SPEC defaults (3 alive, 10 spawns, all providers)', () => {
     const w: Warning[] = [];
-    const out = resolveComposite(undefined, { maxSandboxes: 20, maxTotalSpawns: 4 }, w);
+    const out = resolveComposite(undefined, { maxSandboxes: 20, maxTotalSpawns: 4 }, w, ['docker', 'e2b']);
     assert.equal(out?.maxSandboxes, 3);
     assert.equal(out?.maxTotalSpawns, 4);
     assert.deepEqual([...(out?.allowedProviders ?? [])].sort(), ['docker', 'e2b']);

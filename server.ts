@@ -1,6 +1,6 @@
 // Entry point: `sandcaster serve [--host HOST] [--port PORT] [--config FILE]`, `sandcaster doctor`, `sandcaster wait`.
 // Assembles the app (config, run store, providers, routes), serves it over node:http, reaps orphaned
-// sandboxes, and shuts down gracefully on SIGTERM/SIGINT (SPEC sections 2, 6, 9).
+// sandboxes, and shuts down gracefully on SIGTERM/SIGINT (docs/architecture.md#shutdown-and-reaping).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
@@ -44,7 +44,7 @@ export interface RunningServer {
   url: string;
   app: AppContext;
   server: Server;
-  /** Graceful shutdown (SPEC section 9); resolves when every run is closed and every sandbox destroyed. */
+  /** Graceful shutdown (docs/architecture.md#shutdown-and-reaping): resolves when every run is closed and every sandbox destroyed. */
   shutdown(): Promise<void>;
 }
 

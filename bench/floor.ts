@@ -68,7 +68,7 @@ const CHOWN_TAR = packTar([{ name: '/', type: 'dir', mode: 0o755, uid: OWNER[0],
 
 /**
  * Attribution only: every engine call a server run makes, in the provider's order, made raw — the floor plus
- * what the contract adds (SPEC 5 and 6): hand /workspace to the sandbox user (archive upload) while checking
+ * what the contract adds (docs/configuration.md#docker-sandboxes): hand /workspace to the sandbox user (archive upload) while checking
  * /bin/sh, list /workspace for the artifact baseline and again at the end, and the exec wrapper that
  * records the pid for timeouts. Server time minus this is what the server itself costs.
  */

@@ -1,4 +1,4 @@
-// Bearer-token check for the API (SPEC section 2). Constant-time: the comparison does not reveal how many
+// Bearer-token check for the API (docs/api.md#authentication). Constant-time: the comparison does not reveal how many
 // leading characters matched, nor (by hashing both sides first) the key's length.
 import { createHash, timingSafeEqual } from 'node:crypto';
 

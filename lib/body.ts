@@ -1,4 +1,4 @@
-// Reading a JSON request body with the SPEC's limits and media types (413, 415, 400).
+// Reading a JSON request body with the API's limits and media types (413, 415, 400; docs/api.md#errors).
 import { apiError, invalid } from './http.ts';
 
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;

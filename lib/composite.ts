@@ -1,4 +1,4 @@
-// Composite-run tools (SPEC section 8): the model spawns, drives and kills secondary sandboxes and moves
+// Composite-run tools (docs/api.md#composite-runs): the model spawns, drives and kills secondary sandboxes and moves
 // files between any two of them (across providers too) through the providers' file APIs.
 import { posix } from 'node:path';
 import * as v from 'valibot';

@@ -1,4 +1,4 @@
-// JSON responses and the one error shape of the API (SPEC section 3).
+// JSON responses and the one error shape of the API (docs/api.md#errors).
 import type { FieldIssue } from './validate.ts';
 
 export interface ErrorBody {

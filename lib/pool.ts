@@ -1,4 +1,4 @@
-// The sandboxes of one run: the primary `main` and, for composite runs, named secondaries (SPEC section 8).
+// The sandboxes of one run: the primary `main` and, for composite runs, named secondaries (docs/api.md#composite-runs).
 // Owns their whole lifecycle, so that every sandbox it ever started is destroyed exactly once, even one whose
 // creation was still under way when the run ended.
 import type { CompositeSettings } from './config.ts';

@@ -17,7 +17,8 @@ export interface Registry {
   modelClient(provider: string): Promise<ModelClient>;
   /**
    * The backend for a run: the request's choice > SANDCASTER_SANDBOX_PROVIDER > sandcaster.json > the first row
-   * of the table that picks itself (E2B when keyed, then Docker when it answers); undefined when none is usable.
+   * of the table that picks itself (E2B when keyed, then Docker when it answers); undefined when none is usable
+   * (docs/configuration.md#choosing-a-sandbox-provider).
    */
   chooseSandboxProvider(requested: SandboxProviderName | undefined): Promise<SandboxProviderName | undefined>;
   /** What to tell an operator when `name` (or, without a name, every automatic choice) was not usable. */

@@ -1,4 +1,4 @@
-// POST /query body: schema (SPEC section 3) and its normalised form.
+// POST /query body: schema (docs/api.md#request-body) and its normalised form.
 import { posix } from 'node:path';
 import * as v from 'valibot';
 import { MODEL_PROVIDERS, THINKING_LEVELS, compositeSchema } from './config.ts';

@@ -1,4 +1,4 @@
-// One run, start to end (SPEC sections 1, 4, 7): record it, create its sandbox, place the uploads, run the
+// One run, start to end (docs/architecture.md#run-lifecycle): record it, create its sandbox, place the uploads, run the
 // agent, send the artifacts, destroy every sandbox, then send exactly one terminal event and close the row.
 // Whatever stops it (model error, sandbox loss, timeout, disconnect, shutdown) goes through the same
 // `finally`, so no path can skip the destroy.

@@ -1,4 +1,4 @@
-// Server-Sent Events writer over a ReadableStream (SPEC section 4): numbered events, one-line JSON data,
+// Server-Sent Events writer over a ReadableStream (docs/api.md#event-stream): numbered events, one-line JSON data,
 // a `: ping` comment after 15 s of silence, and nothing after the terminal event.
 
 export const HEARTBEAT_MS = 15_000;

@@ -1,4 +1,4 @@
-// The HTTP API: auth, CORS, routing, 404/405, and one log line per request (SPEC section 3).
+// The HTTP API: auth, CORS, routing, 404/405, and one log line per request (docs/api.md#routes).
 import { Router } from 'itty-router';
 import { bearerMatches } from '../lib/auth.ts';
 import { apiError } from '../lib/http.ts';
@@ -7,6 +7,7 @@ import type { AppContext } from '../lib/run.ts';
 import { health } from './health.ts';
 import { metrics } from './metrics.ts';
 import { query } from './query.ts';
+import { openapi } from './openapi.ts';
 import { getRun, listRuns } from './runs.ts';
 import { e2bWebhook } from './webhooks.ts';
 
@@ -20,6 +21,7 @@ const ROUTES: [RegExp, string[]][] = [
   [/^\/runs$/, ['GET', 'HEAD']],
   [/^\/runs\/[^/]+$/, ['GET', 'HEAD']],
   [/^\/webhooks\/e2b$/, ['POST']],
+  [/^\/openapi\.json$/, ['GET', 'HEAD']],
 ];
 
 export type Handler = (req: Request) => Promise<Response>;
@@ -32,6 +34,7 @@ export function createHandler(app: AppContext): Handler {
     .post('/query', query)
     .get('/runs', listRuns)
     .get('/runs/:id', getRun)
+    .get('/openapi.json', openapi(() => router.routes))
     .post('/webhooks/e2b', e2bWebhook);
 
   async function route(req: Request, path: string): Promise<Response> {

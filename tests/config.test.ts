@@ -1,4 +1,4 @@
-// Server configuration (SPEC section 2): precedence flag > env > sandcaster.json > built-in default, and
+// Server configuration (docs/configuration.md): precedence flag > env > sandcaster.json > built-in default, and
 // configuration errors that name the offending field — through loadConfig and through the real CLI.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -236,12 +236,12 @@ describe('precedence: flag > env > sandcaster.json > default', () => {
     assert.deepEqual(c.defaults.allowedTools, ['bash']);
   });
 
-  test('composite block: SPEC defaults fill what the file leaves out', () => {
+  test('composite block: the documented defaults fill what the file leaves out', () => {
     const c = load({ composite: {} });
     assert.ok(c.defaults.composite, "c.defaults.composite");
     assert.equal(c.defaults.composite.maxSandboxes, 3);
     assert.equal(c.defaults.composite.maxTotalSpawns, 10);
-    // SPEC section 8: allowedProviders defaults to all *configured* providers.
+    // docs/configuration.md#composite-runs: allowedProviders defaults to all *configured* providers.
     assert.deepEqual(c.defaults.composite.allowedProviders, ['docker'], 'no E2B key: docker only');
     const withE2b = load({ composite: {} }, { E2B_API_KEY: 'e2b_0123abcd' });
     assert.deepEqual([...withE2b.defaults.composite!.allowedProviders].sort(), ['docker', 'e2b']);

@@ -1,4 +1,4 @@
-// Lifecycle guarantees with injected faults (SPEC sections 6, 7, 9; issue 4): graceful shutdown, crash
+// Lifecycle guarantees with injected faults (docs/architecture.md#shutdown-and-reaping; issue 4): graceful shutdown, crash
 // recovery, the reaper, load limits, command timeouts, and the Docker engine missing or going away.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Model aliases, provider detection and run planning (SPEC sections 3 and 8): request > sandcaster.json >
+// Model aliases, provider detection and run planning (docs/api.md#request-body): request > sandcaster.json >
 // built-in defaults, NOT_CONFIGURED without a key, composite tightening, allowedTools narrowing.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,7 +62,7 @@ function planError(body: Record<string, unknown>, env: Record<string, string>, f
   return p;
 }
 
-describe('aliases (SPEC section 3)', () => {
+describe('aliases (docs/api.md#request-body)', () => {
   const spec: Record<string, string> = {
     sonnet: 'claude-sonnet-4-6',
     opus: 'claude-opus-4-6',
@@ -77,7 +77,7 @@ describe('aliases (SPEC section 3)', () => {
     });
   }
 
-  test('exactly the SPEC aliases exist', () => {
+  test('exactly the documented aliases exist', () => {
     assert.deepEqual(Object.keys(MODEL_ALIASES).sort(), Object.keys(spec).sort());
   });
 
@@ -355,7 +355,7 @@ describe('composite: the request can only tighten', () => {
     assert.match(w[0]!.content, /maxTotalSpawns/);
   });
 
-  test('request only: enabled, bounded by the SPEC defaults (3 alive, 10 spawns, all providers)', () => {
+  test('request only: enabled, bounded by the documented defaults (3 alive, 10 spawns, all providers)', () => {
     const w: Warning[] = [];
     const out = resolveComposite(undefined, { maxSandboxes: 20, maxTotalSpawns: 4 }, w, ['docker', 'e2b']);
     assert.equal(out?.maxSandboxes, 3);

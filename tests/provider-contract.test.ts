@@ -1,6 +1,6 @@
-// One contract (lib/sandbox.ts, SPEC sections 5 and 6) run against every sandbox backend: the real Docker
+// One contract (lib/sandbox.ts, docs/architecture.md#adding-a-sandbox-provider) run against every sandbox backend: the real Docker
 // provider against the local engine, and the real E2B provider (real e2b SDK) against the local fake E2B.
-// A run must behave the same on both, so every case asserts the SPEC-level behaviour, not a provider's quirks.
+// A run must behave the same on both, so every case asserts the documented behaviour, not a provider's quirks.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

@@ -294,15 +294,17 @@ describe('sandcaster wait', () => {
 describe('the README, as a new user pastes it', () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
-  test('every sandcaster.json sample loads as written, and the full one starts a server', async () => {
-    const blocks = [...readme.matchAll(/^```json\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
-    assert.ok(blocks.length >= 3, `found ${blocks.length} json blocks`);
+  test('every sandcaster.json sample (README, docs/configuration.md) loads as written, and the full one starts a server', async () => {
+    const jsonBlocks = (md: string) => [...md.matchAll(/^```json\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+    const reference = jsonBlocks(readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8'));
+    const blocks = [...jsonBlocks(readme), ...reference];
+    assert.ok(blocks.length >= 4 && reference.length >= 1, `found ${blocks.length} json blocks`);
     const full = blocks.find((b) => b.includes('"docker"') && b.includes('"systemPrompt"'));
     assert.ok(full, 'the full sample is there');
     blocks.forEach((b, i) => {
       const file = join(dir, `readme-${i}.json`);
       writeFileSync(file, b);
-      assert.doesNotThrow(() => loadConfig({ config: file }, {}), `README sample ${i} loads:\n${b}`);
+      assert.doesNotThrow(() => loadConfig({ config: file }, {}), `sample ${i} loads:\n${b}`);
     });
     writeFileSync(join(dir, 'readme-full.json'), full);
     const config = loadConfig({ config: join(dir, 'readme-full.json'), port: 0 }, { SANDCASTER_DB: join(dir, 'readme.db') });

@@ -251,7 +251,8 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env, tables: Pr
     defaults: {
       model: file.model,
       provider: file.provider,
-      systemPrompt: file.systemPrompt ?? DEFAULT_SYSTEM_PROMPT,
+      // Extends the built-in prompt, never replaces it: the model must still learn about /workspace and the tools.
+      systemPrompt: file.systemPrompt?.trim() ? `${DEFAULT_SYSTEM_PROMPT}\n\n${file.systemPrompt}` : DEFAULT_SYSTEM_PROMPT,
       maxTurns: file.maxTurns ?? 50,
       timeout: file.timeout ?? 300,
       thinkingLevel: file.thinkingLevel ?? 'none',

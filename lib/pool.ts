@@ -6,6 +6,7 @@ import type { StreamEvent } from './sse.ts';
 import { SandboxError, type Sandbox, type SandboxProvider, type SandboxProviderName } from './sandbox.ts';
 import { ToolFailure } from './tools.ts';
 import { log } from './log.ts';
+import type { SandboxMetrics } from './metrics.ts';
 import type { MemoryBudget, MemoryReservation } from './memory-budget.ts';
 
 export const MAIN = 'main';
@@ -21,6 +22,7 @@ export interface PoolOptions {
   /** Called whenever a sandbox is created: its id, the primary's id and the number created so far. */
   onCreated(sandboxId: string, primaryId: string, count: number): void;
   composite?: CompositeSettings;
+  metrics?: SandboxMetrics;
   /** Host memory shared by every sandbox in flight; secondaries reserve their share here. */
   memory: MemoryBudget;
   /** The primary's share, reserved at admission (before the stream started); released with the run. */
@@ -163,6 +165,7 @@ export class SandboxPool {
         timeoutSecs: this.opts.timeoutSecs,
         signal: this.opts.signal,
       });
+      this.opts.metrics?.sandboxCreated(provider, (Date.now() - started) / 1000);
       const m: Member = { name, provider, image, sandbox, reservation };
       if (this.closed) {
         await this.destroy(m, false); // the run ended while we were creating it
@@ -184,7 +187,9 @@ export class SandboxPool {
     const started = Date.now();
     try {
       await m.sandbox.destroy();
+      this.opts.metrics?.sandboxDestroyed(m.provider, (Date.now() - started) / 1000, true);
     } catch (err) {
+      this.opts.metrics?.sandboxDestroyed(m.provider, (Date.now() - started) / 1000, false);
       m.reservation?.release(); // what is left is the reaper's; the budget counts live runs' sandboxes
       // Not announced as destroyed: it is labelled with this instance, so the reaper removes it later.
       log.error('sandbox destroy failed; the reaper will retry', { runId: this.opts.runId, sandboxId: m.sandbox.id, error: err });

@@ -11,6 +11,7 @@ import { compositeTools } from './composite.ts';
 import type { Config } from './config.ts';
 import type { RunManager } from './inflight.ts';
 import { log } from './log.ts';
+import type { Metrics } from './metrics.ts';
 import type { MemoryBudget, MemoryReservation } from './memory-budget.ts';
 import { ModelError, emptyUsage, type Usage } from './model.ts';
 import type { RunPlan } from './plan.ts';
@@ -28,6 +29,7 @@ export interface AppContext {
   store: RunStore;
   registry: Registry;
   runs: RunManager;
+  metrics: Metrics;
   memory: MemoryBudget;
 }
 
@@ -104,6 +106,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     });
   }
   log.info('run started', { runId, model: plan.model, provider: plan.provider, sandboxProvider, requestId });
+  app.metrics.runStarted(plan.provider, sandboxProvider);
   stream.send({ type: 'system', subtype: 'run_started', content: `run ${runId} started`, runId, model: plan.model, provider: plan.provider, sandboxProvider });
 
   const done = execute().catch((err) => {
@@ -133,6 +136,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
         storeSafely(runId, 'record the sandbox', () => app.store.setSandbox(runId, primaryId, count));
       },
       composite: plan.composite,
+      metrics: app.metrics,
       memory: app.memory,
       mainReservation: memory,
     });
@@ -225,6 +229,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     // and if every try fails the next start closes it as INTERRUPTED.
     if (!storeSafely(runId, 'close the run row', () => app.store.finish(runId, end, completedAt))) retryFinish(app, runId, end, completedAt);
     log.info('run ended', { runId, status: terminal.status, errorCode: terminal.errorCode ?? undefined, numTurns, ...usage, costUsd, durationSecs, sandboxCount: pool.createdCount });
+    app.metrics.runEnded({ status: terminal.status, errorCode: terminal.errorCode, durationSecs, model: plan.model, usage, costUsd });
     if (terminal.event) stream.end(terminal.event);
     else stream.close();
   }

@@ -18,6 +18,7 @@ import { log } from '../lib/log.ts';
 import type { EdgeRequest } from '../lib/node-http.ts';
 import type { AppContext } from '../lib/run.ts';
 import { health } from './health.ts';
+import { metrics } from './metrics.ts';
 import { query } from './query.ts';
 import { openapi } from './openapi.ts';
 import { getRun, listRuns } from './runs.ts';
@@ -87,6 +88,7 @@ export function createHandler(app: AppContext): Handler {
     for (const method of methods) router[method.toLowerCase()](path, decodeParams, handler);
   };
   route(['GET', 'HEAD'], '/health', health);
+  route(['GET', 'HEAD'], '/metrics', metrics);
   route(['POST'], '/query', query);
   route(['GET', 'HEAD'], '/runs', listRuns);
   route(['GET', 'HEAD'], '/runs/:id', getRun);
@@ -128,7 +130,9 @@ export function createHandler(app: AppContext): Handler {
       requestId: req.headers.get('x-request-id')?.slice(0, 200) ?? undefined,
       runId: res.headers.get('x-run-id') ?? undefined,
     };
-    if (fields.path === '/health' && res.status < 400) log.debug('request', fields);
+    // Bounded label set: the route pattern, never the raw path.
+    app.metrics.httpRequest((fields.path && router.routes.find(([, re]) => re.test(fields.path!))?.[3]) || 'unmatched', res.status);
+    if ((fields.path === '/health' || fields.path === '/metrics') && res.status < 400) log.debug('request', fields);
     else log.info('request', fields);
   }
 

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, type Config, type Flags } from '../lib/config.ts';
+import { ConfigError, DEFAULT_SYSTEM_PROMPT, loadConfig, type Config, type Flags } from '../lib/config.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const root = mkdtempSync(join(tmpdir(), 'sandcaster-config-test-'));
@@ -232,7 +232,7 @@ describe('precedence: flag > env > sandcaster.json > default', () => {
     assert.equal(c.defaults.maxTurns, 9);
     assert.equal(c.defaults.timeout, 60);
     assert.equal(c.defaults.thinkingLevel, 'medium');
-    assert.equal(c.defaults.systemPrompt, 'Be brief.');
+    assert.equal(c.defaults.systemPrompt, `${DEFAULT_SYSTEM_PROMPT}\n\nBe brief.`, 'the file prompt extends the built-in one (which tells the model about /workspace)');
     assert.deepEqual(c.defaults.allowedTools, ['bash']);
   });
 

@@ -236,7 +236,7 @@ describe('planRun: request values override config defaults', () => {
     assert.equal(p.maxTurns, 12);
     assert.equal(p.timeout, 120);
     assert.equal(p.thinkingLevel, 'low');
-    assert.equal(p.system, 'CONFIGURED PROMPT');
+    assert.equal(p.system, `${DEFAULT_SYSTEM_PROMPT}\n\nCONFIGURED PROMPT`, 'built-in first, then the configured text');
   });
 
   test('request values win, field by field', () => {
@@ -252,7 +252,7 @@ describe('planRun: request values override config defaults', () => {
 
   test('the request systemPrompt is appended to the configured one', () => {
     const p = plan({ systemPrompt: 'REQUEST PROMPT' }, KEYS.anthropic, file);
-    assert.ok(p.system.startsWith('CONFIGURED PROMPT'), p.system);
+    assert.ok(p.system.startsWith(`${DEFAULT_SYSTEM_PROMPT}\n\nCONFIGURED PROMPT`), p.system);
     assert.ok(p.system.endsWith('REQUEST PROMPT'), p.system);
     assert.ok(p.system.length > 'CONFIGURED PROMPT'.length + 'REQUEST PROMPT'.length, 'separated, not glued');
     const q = plan({ systemPrompt: 'REQUEST PROMPT' }, KEYS.anthropic);

@@ -10,6 +10,7 @@ import { createAppRegistry } from '../app.ts';
 import { loadConfig } from '../lib/config.ts';
 import { RunManager } from '../lib/inflight.ts';
 import { MemoryBudget } from '../lib/memory-budget.ts';
+import { Metrics } from '../lib/metrics.ts';
 import { openApiPath, queryBodySchema } from '../lib/openapi.ts';
 import { SANDBOX_PROVIDERS } from '../lib/sandbox-providers.ts';
 import { RunStore } from '../lib/store.ts';
@@ -28,7 +29,7 @@ function handler(env: Record<string, string> = {}) {
   const config = loadConfig({ host: '127.0.0.1', port: 0 }, { SANDCASTER_DB: ':memory:', ...env });
   const store = new RunStore(':memory:');
   stores.push(store);
-  const handle = createHandler({ config, store, registry: createAppRegistry(config), runs: new RunManager(4), memory: new MemoryBudget(config.maxSandboxMemoryMb) });
+  const handle = createHandler({ config, store, registry: createAppRegistry(config), runs: new RunManager(4), memory: new MemoryBudget(config.maxSandboxMemoryMb), metrics: new Metrics({ runsInFlight: () => 0 }) });
   return (path: string, init: RequestInit = {}) => {
     const req = new Request(`http://127.0.0.1${path}`, init);
     // What the HTTP edge attaches to every request (ignored by routers that do not read it).

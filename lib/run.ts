@@ -1,4 +1,4 @@
-// One run, start to end (SPEC sections 1, 4, 7): record it, create its sandbox, place the uploads, run the
+// One run, start to end (docs/architecture.md#run-lifecycle): record it, create its sandbox, place the uploads, run the
 // agent, send the artifacts, destroy every sandbox, then send exactly one terminal event and close the row.
 // Whatever stops it (model error, sandbox loss, timeout, disconnect, shutdown) goes through the same
 // `finally`, so no path can skip the destroy.
@@ -12,6 +12,8 @@ import { compositeTools } from './composite.ts';
 import type { Config } from './config.ts';
 import type { RunManager } from './inflight.ts';
 import { log } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import type { MemoryBudget, MemoryReservation } from './memory-budget.ts';
 import { ModelError, emptyUsage, type Usage } from './model.ts';
 import type { RunPlan } from './plan.ts';
 import { SandboxPool } from './pool.ts';
@@ -29,6 +31,8 @@ export interface AppContext {
   store: RunStore;
   registry: Registry;
   runs: RunManager;
+  metrics: Metrics;
+  memory: MemoryBudget;
 }
 
 export const newRunId = () => `run_${randomBytes(12).toString('base64url')}`;
@@ -83,7 +87,7 @@ function retryFinish(app: AppContext, runId: string, end: RunEnd, completedAt: s
 }
 
 /** Starts a run in the background and returns its SSE response at once. */
-export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string): Response {
+export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string, memory?: MemoryReservation): Response {
   const runId = newRunId();
   const started = Date.now();
   const controller = new AbortController();
@@ -97,12 +101,14 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     // Nothing was created yet: refuse the run rather than run it unrecorded.
     log.error('could not record the run', { runId, error: err });
     stream.close();
+    memory?.release();
     return apiError(503, 'STORAGE_ERROR', 'the run could not be recorded in the database', {
       hint: 'check that the disk holding SANDCASTER_DB has space and that no other program holds a lock on it',
       headers: { 'retry-after': '5' },
     });
   }
   log.info('run started', { runId, model: plan.model, provider: plan.provider, sandboxProvider, requestId });
+  app.metrics.runStarted(plan.provider, sandboxProvider);
   stream.send({ type: 'system', subtype: 'run_started', content: `run ${runId} started`, runId, model: plan.model, provider: plan.provider, sandboxProvider });
 
   const done = execute().catch((err) => {
@@ -133,6 +139,9 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
         storeSafely(runId, 'record the sandbox', () => app.store.setSandbox(runId, primaryId, count));
       },
       composite: plan.composite,
+      metrics: app.metrics,
+      memory: app.memory,
+      mainReservation: memory,
     });
 
     for (const w of plan.warnings) emit({ type: 'warning', ...w });
@@ -149,7 +158,9 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
       const result = await raceAbort(
         (async (): Promise<AgentResult> => {
           const main = await pool.createMain(sandboxProvider);
-          for (const f of plan.files) await main.writeFile(posix.join(WORKSPACE, f.path), f.bytes);
+          const uploads = plan.files.map((f) => ({ path: posix.join(WORKSPACE, f.path), data: f.bytes }));
+          if (main.place) await main.place(uploads, { signal });
+          else for (const u of uploads) await main.writeFile(u.path, u.data, { signal });
           const baseline = await takeBaseline(main);
           const ctx: ToolContext = {
             sandbox: (name) => pool.get(name),
@@ -223,6 +234,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     if (!storeSafely(runId, 'close the run row', () => app.store.finish(runId, end, completedAt))) retryFinish(app, runId, end, completedAt);
     if (plan.callbackUrl) scheduleCallback(app.config.callbacks, app.store, runId, plan.callbackUrl);
     log.info('run ended', { runId, status: terminal.status, errorCode: terminal.errorCode ?? undefined, numTurns, ...usage, costUsd, durationSecs, sandboxCount: pool.createdCount });
+    app.metrics.runEnded({ status: terminal.status, errorCode: terminal.errorCode, durationSecs, model: plan.model, usage, costUsd });
     if (terminal.event) stream.end(terminal.event);
     else stream.close();
   }

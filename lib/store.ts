@@ -1,4 +1,4 @@
-// Run history in SQLite (WAL), this instance only (SPEC section 7). Also keeps the instance id,
+// Run history in SQLite (WAL), this instance only (docs/api.md#run-records). Also keeps the instance id,
 // so sandboxes labelled by a previous process on the same file can be recognised and reaped.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';

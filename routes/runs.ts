@@ -23,26 +23,18 @@ export function listRuns(req: Request, app: AppContext): Response {
 }
 
 export function getRun(req: Request & { params?: Record<string, string> }, app: AppContext): Response {
-  const id = decodeURIComponent(req.params?.id ?? '');
+  const id = req.params?.id ?? ''; // percent-decoded by the router
   const run = runView(app.store, id);
   return run ? json(200, run) : apiError(404, 'NOT_FOUND', `no run with id ${JSON.stringify(id)} on this instance`);
 }
 
-/** Percent-decodes once; null for a malformed escape. */
-function decodeOnce(s: string): string | null {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return null;
-  }
-}
-
-/** The bytes of a file the run returned, matched exactly by its path (the store is read, never a filesystem). */
+/**
+ * The bytes of a file the run returned, matched exactly by its path (the store is read, never a filesystem).
+ * The router has percent-decoded the path once (a malformed escape is its 400).
+ */
 export function getRunFile(req: Request & { params?: Record<string, string> }, app: AppContext): Response {
-  const id = decodeOnce(req.params?.id ?? '');
-  const path = decodeOnce(req.params?.path ?? '');
-  if (id === null) return invalid([{ path: 'id', message: 'is not valid percent-encoding' }]);
-  if (path === null) return invalid([{ path: 'path', message: 'is not valid percent-encoding' }]);
+  const id = req.params?.id ?? '';
+  const path = req.params?.path ?? '';
   if (!app.store.get(id)) return apiError(404, 'NOT_FOUND', `no run with id ${JSON.stringify(id)} on this instance`);
   const info = app.store.fileInfo(id, path);
   if (!info) return apiError(404, 'NOT_FOUND', `run ${id} returned no file ${JSON.stringify(path)}`, { hint: `GET /runs/${id} lists its files` });

@@ -156,9 +156,7 @@ describe('results and files kept', () => {
     }
     const bad = await s.fetch(`/runs/${runId}/files/out/%E0%A4%A`);
     assert.equal(bad.status, 400, 'malformed percent-encoding is 400');
-    const badBody = await bad.json();
-    assert.equal(badBody.error.code, 'INVALID_REQUEST');
-    assert.equal(badBody.error.details[0].path, 'path');
+    assert.match((await bad.json()).error.message, /percent-encoding/);
     const unknown = await s.fetch(`/runs/run_nope/files/out/blob.bin`);
     assert.equal(unknown.status, 404);
     assert.match((await unknown.json()).error.message, /run_nope/);

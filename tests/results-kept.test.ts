@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startFakeAnthropic, startFakeOpenAI, type FakeModelServer } from './fixtures/fake-models.ts';
 import { assertWellFormedRun, parseSse, readEvents } from './helpers/sse.ts';
+import { attachmentDisposition } from '../lib/download.ts';
 import { ensureEventsTable } from './helpers/events-table.ts';
 import { managedContainers, startTestServer, waitFor, type TestServer } from './helpers/server.ts';
 
@@ -37,8 +38,8 @@ const modelEnv = () => ({
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 const OCTAL_ALL_BYTES = Array.from({ length: 256 }, (_, i) => `\\${i.toString(8).padStart(3, '0')}`).join('');
-/** A file name with CR LF and a header after it: it must never become a header of the download. */
-const EVIL_NAME = 'evil\r\nX-Injected: yes.txt';
+/** A file name with a tab, quotes, a backslash and a control byte: none may reach the header as it is. */
+const EVIL_NAME = 'odd\t"name"\\x\x01; filename=evil.exe';
 
 /** Reads a whole /query stream; the data objects and the last event id as sent. */
 async function readRun(res: Response): Promise<{ runId: string; events: Record<string, any>[]; lastId: number }> {
@@ -62,6 +63,7 @@ describe('results and files kept', () => {
       {
         toolCalls: [
           { name: 'write_file', input: { path: 'out/report.md', content: '# Report\nünïcödé ✓\n' } },
+          { name: 'write_file', input: { path: EVIL_NAME, content: 'odd' } },
           {
             name: 'bash',
             input: {
@@ -69,7 +71,6 @@ describe('results and files kept', () => {
                 `mkdir -p out; printf '${OCTAL_ALL_BYTES}' > out/blob.bin`,
                 `printf 'accents' > 'résumé ✓.txt'`,
                 `printf 'quoted' > 'say "hi"; x=1.csv'`,
-                `printf 'crlf' > "$(printf 'evil\\r\\nX-Injected: yes.txt')"`,
               ].join('; '),
             },
           },
@@ -85,7 +86,7 @@ describe('results and files kept', () => {
       'out/report.md': Buffer.from('# Report\nünïcödé ✓\n'),
       'résumé ✓.txt': Buffer.from('accents'),
       'say "hi"; x=1.csv': Buffer.from('quoted'),
-      [EVIL_NAME]: Buffer.from('crlf'),
+      [EVIL_NAME]: Buffer.from('odd'),
     };
     const record = await (await s.fetch(`/runs/${runId}`)).json();
     assert.equal(record.result, 'made them');
@@ -107,8 +108,9 @@ describe('results and files kept', () => {
       assert.equal(res.headers.get('content-length'), String(bytes.length));
       assert.equal(res.headers.get('etag'), `"${sha256(bytes)}"`);
       assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
-      assert.equal(res.headers.get('x-injected'), null, 'no header injected through a file name');
       const cd = res.headers.get('content-disposition')!;
+      // One quoted string without quotes inside, then at most filename*: nothing a name could add.
+      assert.ok(/^attachment; filename="[^"\\\x00-\x1f\x7f]*"(; filename\*=UTF-8''[A-Za-z0-9!#$&+\-.^_`|~%]+)?$/.test(cd), `RFC 6266 shape: ${JSON.stringify(cd)}`);
       assert.match(cd, /^attachment; filename="[\x20-\x7e]*"/, `printable ASCII fallback: ${JSON.stringify(cd)}`);
       assert.ok(!/[\r\n]/.test(cd), 'no line break in Content-Disposition');
       const fallback = /filename="([^"]*)"/.exec(cd)![1]!;
@@ -210,6 +212,22 @@ describe('results and files kept', () => {
     assert.equal(failedRecord.result, null);
     assert.ok('structuredOutput' in failedRecord && failedRecord.structuredOutput === null, `asked for, so present and null: ${JSON.stringify(failedRecord.structuredOutput)}`);
     assert.equal(failedRecord.lastEventId, failed.lastId);
+  });
+});
+
+describe('Content-Disposition for any file name', () => {
+  // Names with line breaks never come out of a sandbox listing; the header must be safe for them anyway.
+  test('line breaks, quotes, non-ASCII and broken UTF-16 give a valid header naming the file exactly', () => {
+    const names = ['a\r\nX-Injected: 1.txt', 'b\rc\u2028d.txt', '"q"; filename=x.exe', 'résumé ✓.pdf', "it's (1)*.txt", '\uD800lone.txt', 'plain-name_1.txt'];
+    for (const name of names) {
+      const value = attachmentDisposition(`dir/${name}`);
+      const headers = new Headers({ 'content-disposition': value }); // throws on CR, LF or NUL
+      assert.equal(headers.get('content-disposition'), value, `kept as is: ${JSON.stringify(value)}`);
+      assert.ok(/^attachment; filename="[\x20-\x7e]*"(; filename\*=UTF-8''[A-Za-z0-9!#$&+\-.^_`|~%]+)?$/.test(value), `RFC 6266 / 8187 shape: ${JSON.stringify(value)}`);
+      const star = /filename\*=UTF-8''(.+)$/.exec(value)?.[1];
+      const named = star ? decodeURIComponent(star) : /filename="(.*)"/.exec(value)![1];
+      assert.equal(named, name.replace('\uD800', '\uFFFD'), `names the file: ${JSON.stringify(value)}`);
+    }
   });
 });
 

@@ -106,8 +106,8 @@ export function runView(store: RunStore, id: string): RunView | undefined {
     ...(kept?.structured ? { structuredOutput: JSON.parse(kept.structuredOutput ?? 'null') } : {}),
     warnings: kept ? JSON.parse(kept.warnings) : [],
     files: store.files(id),
-    // Kept at the end (it outlives the events); while the run is in flight, the event log's newest id.
-    lastEventId: kept?.lastEventId ?? store.storedLastEventId(id),
+    // The event log is the truth while it holds the run's events; the kept id outlives them.
+    lastEventId: store.storedLastEventId(id) ?? kept?.lastEventId ?? null,
     eventsExpired: store.eventsExpired(id),
   };
 }

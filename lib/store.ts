@@ -192,10 +192,10 @@ export class RunStore {
          WHERE r.events_expired = 0 AND r.completed_at IS NOT NULL AND (r.completed_at, r.id) > (?, ?)
          ORDER BY r.completed_at, r.id LIMIT ?`,
       ),
-      // A run that ended without saving results (interrupted by a crash) still gets its last event id kept.
+      // The last stored event id is kept before the events go (a run interrupted by a crash has no other).
       setKeptBytes: this.db.prepare(
         `INSERT INTO run_results (run_id, kept_bytes, last_event_id) VALUES (?, ?, ?)
-         ON CONFLICT (run_id) DO UPDATE SET kept_bytes = excluded.kept_bytes, last_event_id = COALESCE(run_results.last_event_id, excluded.last_event_id)`,
+         ON CONFLICT (run_id) DO UPDATE SET kept_bytes = excluded.kept_bytes, last_event_id = COALESCE(excluded.last_event_id, run_results.last_event_id)`,
       ),
       fileBytes: this.db.prepare(`SELECT COALESCE(SUM(size), 0) AS bytes FROM run_files WHERE run_id = ? AND stored = 1`),
       markExpired: this.db.prepare(`UPDATE runs SET events_expired = 1 WHERE id = ? AND completed_at IS NOT NULL AND events_expired = 0`),
@@ -273,7 +273,7 @@ export class RunStore {
     return this.kept.keptRuns.all(after.completedAt, after.id, limit) as KeptRun[];
   }
 
-  /** Records what finished runs keep (bytes of events and files) and, if not yet known, their last event id; one transaction. */
+  /** Records what finished runs keep (bytes of events and files) and their last stored event id; one transaction. */
   setKeptBytes(runs: { id: string; bytes: number; lastEventId: number | null }[]): void {
     this.db.transaction(() => {
       for (const r of runs) this.kept.setKeptBytes.run(r.id, r.bytes, r.lastEventId);

@@ -10,7 +10,7 @@ import type { ModelProviderName, ThinkingLevel } from './model.ts';
 import { LEVELS, type Level } from './log.ts';
 import { parseWith } from './validate.ts';
 import { ALL_TOOL_NAMES } from './tools.ts';
-import { outputFormatSchema, type OutputFormat } from './structured.ts';
+import { compileSchema, outputFormatSchema, type OutputFormat } from './structured.ts';
 import { priceSchema, type Price } from './pricing.ts';
 
 export const MODEL_PROVIDERS: readonly ModelProviderName[] = ['anthropic', 'openai', 'google', 'openrouter'];
@@ -172,6 +172,10 @@ function readFileConfig(path: string | undefined, explicit: boolean): { path?: s
     const rest = parsed.issues.length > 1 ? ` (and ${parsed.issues.length - 1} more)` : '';
     throw new ConfigError(`${full}: ${first.path}`, first.message + rest);
   }
+  // The operator's schema is compiled here, once, at start (the event loop serves nothing yet).
+  const schema = parsed.value.outputFormat;
+  const compiled = schema ? compileSchema(schema) : undefined;
+  if (compiled && !compiled.ok) throw new ConfigError(`${full}: ${compiled.issues[0]!.path}`, compiled.issues[0]!.message);
   return { path: full, data: parsed.value };
 }
 

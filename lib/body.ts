@@ -1,5 +1,6 @@
 // Reading a JSON request body with the SPEC's limits and media types (413, 415, 400).
 import { apiError, invalid } from './http.ts';
+import { jsonShapeError } from './json-scan.ts';
 
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
@@ -39,6 +40,8 @@ export async function readJson(req: Request, limit = MAX_BODY_BYTES): Promise<{ 
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') return { ok: false, response: invalid([{ path: '(root)', message: 'the body is empty; send a JSON object' }]) };
+  const shape = jsonShapeError(text); // JSON.parse of a deep or crowded body would block the event loop for seconds
+  if (shape) return { ok: false, response: invalid([{ path: '(root)', message: `the body ${shape}` }]) };
   try {
     return { ok: true, value: JSON.parse(text) };
   } catch (err) {

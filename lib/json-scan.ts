@@ -10,28 +10,31 @@ const STOP = /["[\]{},]/g;
 
 /**
  * Null when `text` nests at most JSON_LIMITS.depth deep and holds at most about JSON_LIMITS.values values
- * (containers, strings and commas are counted), else why not. The syntax is JSON.parse's business: text
- * that is not JSON passes (or stops early) and JSON.parse rejects it. Linear, and it stops at the first
- * limit passed: every stop either counts toward a limit or closes a container counted before, and string
- * contents are skipped a character at a time over short stretches and with indexOf over long ones.
+ * (counted as containers plus commas), else why not. The syntax is JSON.parse's business: text that is not
+ * JSON passes (or stops early) and JSON.parse rejects it. Linear, and it stops at the first limit passed:
+ * every stop counts toward a limit, closes a container counted before, or is one of at most two strings
+ * per value (a key and its value), and string contents are skipped a character at a time over short
+ * stretches and with indexOf over long ones.
  */
 export function jsonShapeError(text: string, limits = JSON_LIMITS): string | null {
   let depth = 0;
   let values = 0;
+  let strings = 0;
   STOP.lastIndex = 0;
   while (STOP.test(text)) {
     const at = STOP.lastIndex - 1; // test() finds the next stop without building a match object
     const c = text.charCodeAt(at);
-    if (c === 0x5d || c === 0x7d) {
-      if (--depth < 0) return null; // a close with no open: not JSON
-      continue;
-    }
-    if (++values > limits.values) return `holds more than ${limits.values} values`;
     if (c === 0x22) {
+      if (++strings > 2 * values + 2) return null; // more strings than keys and values: not JSON
       const end = stringEnd(text, at);
       if (end < 0) return null; // unterminated: not JSON
       STOP.lastIndex = end + 1;
-    } else if (c !== 0x2c && ++depth > limits.depth) return `nests deeper than ${limits.depth} levels`;
+    } else if (c === 0x5d || c === 0x7d) {
+      if (--depth < 0) return null; // a close with no open: not JSON
+    } else {
+      if (++values > limits.values) return `holds more than ${limits.values} values`;
+      if (c !== 0x2c && ++depth > limits.depth) return `nests deeper than ${limits.depth} levels`;
+    }
   }
   return null;
 }

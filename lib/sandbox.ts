@@ -42,9 +42,9 @@ export interface Sandbox {
   /** Absolute path; parent folders are created; the file ends up owned by the sandbox user. */
   writeFile(path: string, data: Uint8Array): Promise<void>;
   /** Absolute path. Rejects with SandboxError code FILE_NOT_FOUND / IS_A_DIRECTORY when it cannot be read as a file, FILE_TOO_LARGE past maxBytes. */
-  readFile(path: string, opts?: { maxBytes?: number }): Promise<Uint8Array>;
+  readFile(path: string, opts?: { maxBytes?: number; signal?: AbortSignal }): Promise<Uint8Array>;
   /** Everything under an absolute folder, recursively (entries inside it, not the folder itself). */
-  list(path: string): Promise<FileEntry[]>;
+  list(path: string, opts?: { signal?: AbortSignal }): Promise<FileEntry[]>;
   /** Idempotent; never throws for a sandbox that is already gone. */
   destroy(): Promise<void>;
 }

@@ -1,7 +1,7 @@
-// The interface every model API family implements (providers/anthropic.ts, providers/openai.ts).
-// Messages are kept in a neutral shape; each provider converts them to its wire format.
+// The interface every model wire API implements (providers/anthropic/, providers/openai/).
+// Messages are kept in a neutral shape; each API converts them to its wire format.
+import type { ModelProviderDescriptor } from './model-providers.ts';
 
-export type ModelProviderName = 'anthropic' | 'openai' | 'google' | 'openrouter';
 export type ThinkingLevel = 'none' | 'low' | 'medium' | 'high';
 
 export interface ToolSpec {
@@ -38,7 +38,7 @@ export type Message =
   | { role: 'tool'; results: ToolResultMessage[] };
 
 export interface Usage {
-  /** Every input token billed, cache reads and writes included (SPEC section 4). */
+  /** Every input token billed, cache reads and writes included. */
   inputTokens: number;
   outputTokens: number;
   cacheReadTokens: number;
@@ -69,6 +69,18 @@ export interface TurnResult {
   message: Extract<Message, { role: 'assistant' }>;
 }
 
+/**
+ * A client for one provider, shared by every run that uses it.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ModelClient, TurnRequest } from './model.ts';
+ * async function ask(client: ModelClient, req: TurnRequest): Promise<string> {
+ *   const res = await client.turn(req, { onText: (d) => process.stdout.write(d), onThinking: () => {} });
+ *   return res.text; // res.toolCalls lists what the model asked to run
+ * }
+ * ```
+ */
 export interface ModelClient {
   /** One streamed model call. Rejects with ModelError (or the signal's reason when aborted). */
   turn(req: TurnRequest, cb: TurnCallbacks): Promise<TurnResult>;
@@ -77,12 +89,22 @@ export interface ModelClient {
 }
 
 export interface ModelClientOptions {
-  provider: ModelProviderName;
+  /** The provider's name in the model-provider table... */
+  provider: string;
+  /** ...and its row (key and endpoint variables for error hints). */
+  descriptor: ModelProviderDescriptor;
   apiKey: string;
-  baseURL?: string;
+  baseURL: string;
   /** SDK retries for 408/409/429/5xx (the SDK's default is 2). */
   maxRetries?: number;
 }
+
+/** What the module of a wire API exports; app.ts loads it lazily, so an SDK is only loaded when used. */
+export interface ModelApi {
+  createClient(opts: ModelClientOptions): ModelClient;
+}
+
+export type ModelApiLoader = () => Promise<ModelApi>;
 
 export class ModelError extends Error {
   constructor(

@@ -1,10 +1,10 @@
 // Resolves one /query request against the configuration into everything a run needs (request > config >
 // defaults), or an API error to answer before any stream starts.
 import { COMPOSITE_DEFAULTS, type CompositeSettings, type Config } from './config.ts';
-import type { ModelProviderName, ThinkingLevel } from './model.ts';
-import { KEY_ENV, DEFAULT_MODELS, providerForModel, resolveAlias } from './models.ts';
-import { MODEL_PROVIDERS } from './config.ts';
-import { SANDBOX_PROVIDERS, type SandboxProviderName } from './sandbox.ts';
+import type { ThinkingLevel } from './model.ts';
+import { providerForModel } from './model-providers.ts';
+import { resolveAlias } from './models.ts';
+import type { SandboxProviderName } from './sandbox.ts';
 import type { QueryRequest, Upload } from './request.ts';
 import { BASE_TOOL_NAMES, COMPOSITE_TOOL_NAMES } from './tools.ts';
 import type { OutputFormat } from './structured.ts';
@@ -18,7 +18,8 @@ export interface Warning {
 export interface RunPlan {
   prompt: string;
   model: string;
-  provider: ModelProviderName;
+  /** A key of `Config.modelProviders`. */
+  provider: string;
   system: string;
   maxTurns: number;
   timeout: number;
@@ -34,21 +35,25 @@ export type PlanError =
   | { status: 400; details: FieldIssue[] }
   | { status: 503; code: 'NOT_CONFIGURED'; message: string; hint: string };
 
-function chooseModel(req: QueryRequest, config: Config): { model: string; provider: ModelProviderName } | undefined {
+/** Request provider > request model's family > configured provider > configured model's family > first keyed `auto` row. */
+function chooseModel(req: QueryRequest, config: Config): { model: string; provider: string } | undefined {
   const d = config.defaults;
+  const table = config.modelProviders;
+  const family = (model: string | undefined) => (model ? providerForModel(model, table) : undefined);
   const reqModel = req.model ? resolveAlias(req.model) : undefined;
   const cfgModel = d.model ? resolveAlias(d.model) : undefined;
   const provider =
     req.provider ??
-    (reqModel ? providerForModel(reqModel) : undefined) ??
+    family(reqModel) ??
     d.provider ??
-    (cfgModel ? providerForModel(cfgModel) : undefined) ??
-    MODEL_PROVIDERS.find((p) => config.keys[p]);
-  if (!provider) return undefined;
+    family(cfgModel) ??
+    Object.keys(table).find((name) => table[name]?.auto && config.keys[name]);
+  const row = provider === undefined ? undefined : table[provider];
+  if (!provider || !row) return undefined;
   // The configured model applies only when it belongs to the chosen provider (or its family is unknown);
   // a request for another provider without a model gets that provider's default model.
-  const cfgFits = cfgModel !== undefined && (providerForModel(cfgModel) ?? provider) === provider;
-  return { provider, model: reqModel ?? (cfgFits ? cfgModel : DEFAULT_MODELS[provider]) };
+  const cfgFits = cfgModel !== undefined && (family(cfgModel) ?? provider) === provider;
+  return { provider, model: reqModel ?? (cfgFits ? cfgModel : row.defaultModel) };
 }
 
 /** The file's composite block tightened by the request's; looser request values are clamped with a warning. */
@@ -56,7 +61,7 @@ export function resolveComposite(
   file: CompositeSettings | undefined,
   req: QueryRequest['composite'],
   warnings: Warning[],
-  configured: SandboxProviderName[] = [...SANDBOX_PROVIDERS],
+  configured: SandboxProviderName[],
 ): CompositeSettings | undefined {
   if (!file && !req) return undefined;
   const base: CompositeSettings = file ?? { ...COMPOSITE_DEFAULTS, allowedProviders: configured, allowedTemplates: [] };
@@ -85,21 +90,34 @@ export function resolveComposite(
 
 export function planRun(req: QueryRequest, config: Config): RunPlan | PlanError {
   const d = config.defaults;
+  const rows = config.modelProviders;
+  if (req.provider !== undefined && !Object.hasOwn(rows, req.provider)) {
+    return { status: 400, details: [{ path: 'provider', message: `must be one of ${Object.keys(rows).join(', ')}` }] };
+  }
+  const sandboxNames = Object.keys(config.sandboxProviders);
+  if (req.sandboxProvider !== undefined && !sandboxNames.includes(req.sandboxProvider)) {
+    return { status: 400, details: [{ path: 'sandboxProvider', message: `must be one of ${sandboxNames.join(', ')}` }] };
+  }
+  const badProvider = (req.composite?.allowedProviders ?? []).findIndex((p) => !sandboxNames.includes(p));
+  if (badProvider >= 0) {
+    return { status: 400, details: [{ path: `composite.allowedProviders[${badProvider}]`, message: `must be one of ${sandboxNames.join(', ')}` }] };
+  }
   const chosen = chooseModel(req, config);
   if (!chosen) {
     return {
       status: 503,
       code: 'NOT_CONFIGURED',
       message: 'no model provider is configured',
-      hint: `set one of ${Object.values(KEY_ENV).join(', ')}`,
+      hint: `set one of ${Object.values(rows).filter((r) => r.auto).map((r) => r.keyEnv).join(', ')}`,
     };
   }
-  if (!config.keys[chosen.provider]) {
+  const row = rows[chosen.provider];
+  if (!config.keys[chosen.provider] || !row) {
     return {
       status: 503,
       code: 'NOT_CONFIGURED',
       message: `model ${chosen.model} needs the ${chosen.provider} provider, which has no API key`,
-      hint: `set ${KEY_ENV[chosen.provider]}, or choose another model or provider`,
+      hint: row ? `set ${row.keyEnv} (${row.keyHint}), or choose another model or provider` : 'choose another model or provider',
     };
   }
   const warnings: Warning[] = [];

@@ -1,8 +1,7 @@
-// POST /query body: schema (SPEC section 3) and its normalised form.
+// POST /query body: schema (docs/api.md#request-body) and its normalised form.
 import { posix } from 'node:path';
 import * as v from 'valibot';
 import { MODEL_PROVIDERS, THINKING_LEVELS, compositeSchema } from './config.ts';
-import { SANDBOX_PROVIDERS } from './sandbox.ts';
 import { ALL_TOOL_NAMES } from './tools.ts';
 import { outputFormatSchema, schemaSizeError } from './structured.ts';
 import { parseWith, type FieldIssue } from './validate.ts';
@@ -44,7 +43,7 @@ export const querySchema = v.strictObject({
   allowedTools: v.optional(v.array(v.picklist(ALL_TOOL_NAMES, `must be one of ${ALL_TOOL_NAMES.join(', ')}`))),
   systemPrompt: v.optional(v.pipe(v.string(), v.maxLength(1_000_000))),
   thinkingLevel: v.optional(v.picklist(THINKING_LEVELS)),
-  sandboxProvider: v.optional(v.picklist(SANDBOX_PROVIDERS)),
+  sandboxProvider: v.optional(v.pipe(v.string(), v.nonEmpty('must not be empty'), v.maxLength(64, 'must be a provider name'))), // checked against the table by planRun
   composite: v.optional(compositeSchema),
 });
 
@@ -140,8 +139,8 @@ const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'obj
 const MAX_FIELDS = 32;
 /** Keys of a file item or of `composite` at most (each has at most 4 known ones). */
 const MAX_ITEM_FIELDS = 8;
-/** Items of `composite.allowedTemplates` at most. */
-const MAX_TEMPLATES = 64;
+/** Items of `composite.allowedProviders` or `composite.allowedTemplates` at most. */
+const MAX_LIST_ITEMS = 64;
 
 /**
  * Size checks before the schema looks at any item: each array and object is measured first, so a body
@@ -163,8 +162,8 @@ function preflight(body: Record<string, unknown>): FieldIssue[] {
   if (Array.isArray(allowedTools)) atMost('allowedTools', allowedTools.length, ALL_TOOL_NAMES.length, 'items (one per tool)');
   if (isObject(composite)) {
     atMost('composite', keyCount(composite, MAX_ITEM_FIELDS), MAX_ITEM_FIELDS, 'fields', false);
-    if (Array.isArray(composite.allowedProviders)) atMost('composite.allowedProviders', composite.allowedProviders.length, SANDBOX_PROVIDERS.length, 'items');
-    if (Array.isArray(composite.allowedTemplates)) atMost('composite.allowedTemplates', composite.allowedTemplates.length, MAX_TEMPLATES, 'items');
+    if (Array.isArray(composite.allowedProviders)) atMost('composite.allowedProviders', composite.allowedProviders.length, MAX_LIST_ITEMS, 'items');
+    if (Array.isArray(composite.allowedTemplates)) atMost('composite.allowedTemplates', composite.allowedTemplates.length, MAX_LIST_ITEMS, 'items');
   }
   if (outputFormat !== undefined) {
     const why = schemaSizeError(outputFormat);

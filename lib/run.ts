@@ -1,4 +1,4 @@
-// One run, start to end (SPEC sections 1, 4, 7): record it, create its sandbox, place the uploads, run the
+// One run, start to end (docs/architecture.md#run-lifecycle): record it, create its sandbox, place the uploads, run the
 // agent, send the artifacts, destroy every sandbox, then send exactly one terminal event and close the row.
 // Whatever stops it (model error, sandbox loss, timeout, disconnect, shutdown) goes through the same
 // `finally`, so no path can skip the destroy.
@@ -11,6 +11,8 @@ import { compositeTools } from './composite.ts';
 import type { Config } from './config.ts';
 import type { RunManager } from './inflight.ts';
 import { log } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import type { MemoryBudget, MemoryReservation } from './memory-budget.ts';
 import { ModelError, emptyUsage, type Usage } from './model.ts';
 import type { RunPlan } from './plan.ts';
 import { SandboxPool } from './pool.ts';
@@ -18,7 +20,8 @@ import { costOf, findPrice } from './pricing.ts';
 import type { Registry } from './registry.ts';
 import { SandboxError, WORKSPACE, type SandboxProviderName } from './sandbox.ts';
 import { EventStream, type StreamEvent } from './sse.ts';
-import type { RunStatus, RunStore } from './store.ts';
+import type { RunEnd, RunStatus, RunStore } from './store.ts';
+import { apiError } from './http.ts';
 import { BASE_TOOLS, type ToolContext, type ToolDef } from './tools.ts';
 
 export interface AppContext {
@@ -26,6 +29,8 @@ export interface AppContext {
   store: RunStore;
   registry: Registry;
   runs: RunManager;
+  metrics: Metrics;
+  memory: MemoryBudget;
 }
 
 export const newRunId = () => `run_${randomBytes(12).toString('base64url')}`;
@@ -58,8 +63,29 @@ function failure(err: unknown, runId: string): Terminal {
   return make('INTERNAL', 'internal error; see the server log for this run id');
 }
 
+/** Runs a store write; a failure is logged and reported as false, never thrown into the run. */
+function storeSafely(runId: string, what: string, write: () => void): boolean {
+  try {
+    write();
+    return true;
+  } catch (err) {
+    log.error(`could not ${what}`, { runId, error: err });
+    return false;
+  }
+}
+
+const FINISH_RETRY_MS = [1000, 5000, 30_000];
+
+function retryFinish(app: AppContext, runId: string, end: RunEnd, completedAt: string, attempt = 0): void {
+  const delay = FINISH_RETRY_MS[attempt];
+  if (delay === undefined) return void log.error('gave up closing the run row; the next start marks it INTERRUPTED', { runId });
+  setTimeout(() => {
+    if (!storeSafely(runId, 'close the run row (retry)', () => app.store.finish(runId, end, completedAt))) retryFinish(app, runId, end, completedAt, attempt + 1);
+  }, delay).unref();
+}
+
 /** Starts a run in the background and returns its SSE response at once. */
-export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string): Response {
+export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string, memory?: MemoryReservation): Response {
   const runId = newRunId();
   const started = Date.now();
   const controller = new AbortController();
@@ -67,11 +93,27 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
   const stream = new EventStream(() => controller.abort(new RunAbort('CANCELLED', 'the client disconnected')));
   const sandboxIds = new Set<string>();
 
-  app.store.insert({ id: runId, prompt: plan.prompt, model: plan.model, provider: plan.provider, sandboxProvider, startedAt: new Date(started).toISOString() });
+  try {
+    app.store.insert({ id: runId, prompt: plan.prompt, model: plan.model, provider: plan.provider, sandboxProvider, startedAt: new Date(started).toISOString() });
+  } catch (err) {
+    // Nothing was created yet: refuse the run rather than run it unrecorded.
+    log.error('could not record the run', { runId, error: err });
+    stream.close();
+    memory?.release();
+    return apiError(503, 'STORAGE_ERROR', 'the run could not be recorded in the database', {
+      hint: 'check that the disk holding SANDCASTER_DB has space and that no other program holds a lock on it',
+      headers: { 'retry-after': '5' },
+    });
+  }
   log.info('run started', { runId, model: plan.model, provider: plan.provider, sandboxProvider, requestId });
+  app.metrics.runStarted(plan.provider, sandboxProvider);
   stream.send({ type: 'system', subtype: 'run_started', content: `run ${runId} started`, runId, model: plan.model, provider: plan.provider, sandboxProvider });
 
-  const done = execute().catch((err) => log.error('run cleanup failed', { runId, error: err }));
+  const done = execute().catch((err) => {
+    log.error('run cleanup failed', { runId, error: err, stack: (err as Error)?.stack });
+    // Whatever failed, the stream still gets exactly one terminal event (no-op if it already has one).
+    stream.end({ type: 'error', code: 'INTERNAL', content: 'internal error; see the server log for this run id' });
+  });
   app.runs.add({ id: runId, controller, sandboxIds, done });
 
   async function execute(): Promise<void> {
@@ -91,9 +133,12 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
       emit,
       onCreated: (sandboxId, primaryId, count) => {
         sandboxIds.add(sandboxId); // so a webhook `killed` event for any of them finds this run
-        app.store.setSandbox(runId, primaryId, count);
+        storeSafely(runId, 'record the sandbox', () => app.store.setSandbox(runId, primaryId, count));
       },
       composite: plan.composite,
+      metrics: app.metrics,
+      memory: app.memory,
+      mainReservation: memory,
     });
 
     for (const w of plan.warnings) emit({ type: 'warning', ...w });
@@ -110,7 +155,9 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
       const result = await raceAbort(
         (async (): Promise<AgentResult> => {
           const main = await pool.createMain(sandboxProvider);
-          for (const f of plan.files) await main.writeFile(posix.join(WORKSPACE, f.path), f.bytes);
+          const uploads = plan.files.map((f) => ({ path: posix.join(WORKSPACE, f.path), data: f.bytes }));
+          if (main.place) await main.place(uploads, { signal });
+          else for (const u of uploads) await main.writeFile(u.path, u.data, { signal });
           const baseline = await takeBaseline(main);
           const ctx: ToolContext = {
             sandbox: (name) => pool.get(name),
@@ -176,12 +223,13 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     const durationSecs = Math.round((Date.now() - started) / 10) / 100;
     if (terminal.event?.type === 'result') terminal.event.durationSecs = durationSecs;
     const costUsd = price ? costOf(usage, price) : null;
-    app.store.finish(
-      runId,
-      { status: terminal.status, errorCode: terminal.errorCode, error: terminal.error, costUsd, ...usage, numTurns, durationSecs, filesCount, sandboxCount: pool.createdCount },
-      new Date().toISOString(),
-    );
+    const end = { status: terminal.status, errorCode: terminal.errorCode, error: terminal.error, costUsd, ...usage, numTurns, durationSecs, filesCount, sandboxCount: pool.createdCount };
+    const completedAt = new Date().toISOString();
+    // A storage failure must not cost the client its terminal event: the row is retried in the background,
+    // and if every try fails the next start closes it as INTERRUPTED.
+    if (!storeSafely(runId, 'close the run row', () => app.store.finish(runId, end, completedAt))) retryFinish(app, runId, end, completedAt);
     log.info('run ended', { runId, status: terminal.status, errorCode: terminal.errorCode ?? undefined, numTurns, ...usage, costUsd, durationSecs, sandboxCount: pool.createdCount });
+    app.metrics.runEnded({ status: terminal.status, errorCode: terminal.errorCode, durationSecs, model: plan.model, usage, costUsd });
     if (terminal.event) stream.end(terminal.event);
     else stream.close();
   }

@@ -1,8 +1,22 @@
-// Server-Sent Events writer over a ReadableStream (SPEC section 4): numbered events, one-line JSON data,
+// Server-Sent Events writer over a ReadableStream (docs/api.md#event-stream): numbered events, one-line JSON data,
 // a `: ping` comment after 15 s of silence, and nothing after the terminal event.
 
 export const HEARTBEAT_MS = 15_000;
+/**
+ * Bytes queued for a reader that is not reading (a client that stopped reading its socket) before it is
+ * dropped. The producer (model, sandbox) never waits for a reader, so without this bound a stalled client
+ * would hold every later event in memory.
+ */
+export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 const enc = new TextEncoder();
+
+/** The error a dropped reader sees; the HTTP adapter logs it and closes the connection. */
+export class SlowReaderError extends Error {
+  constructor(readonly bufferedBytes: number) {
+    super(`the reader fell more than ${MAX_BUFFERED_BYTES} bytes behind and was dropped`);
+    this.name = 'SlowReaderError';
+  }
+}
 
 export interface StreamEvent {
   type: string;
@@ -17,8 +31,11 @@ export class EventStream {
   private pending = '';
   private heartbeat: NodeJS.Timeout;
 
-  /** `onCancel` runs when the reader goes away (client disconnect). */
-  constructor(onCancel: () => void, heartbeatMs = HEARTBEAT_MS) {
+  /**
+   * `onCancel` runs when the reader goes away: a client disconnect, or a reader dropped for falling more
+   * than MAX_BUFFERED_BYTES behind (the same thing to the producer).
+   */
+  constructor(private readonly onCancel: () => void, heartbeatMs = HEARTBEAT_MS) {
     this.body = new ReadableStream<Uint8Array>(
       {
         start: (c) => {
@@ -29,9 +46,9 @@ export class EventStream {
           onCancel();
         },
       },
-      // Generous buffer: events are small and the producer (model, sandbox) is slow; the HTTP adapter
-      // applies socket back-pressure when reading from this stream.
-      { highWaterMark: 1024 * 1024, size: (chunk) => chunk.byteLength },
+      // The HTTP adapter reads with socket back-pressure, so what the client does not take queues here;
+      // desiredSize < 0 means more than MAX_BUFFERED_BYTES are waiting (see flush).
+      { highWaterMark: MAX_BUFFERED_BYTES, size: (chunk) => chunk.byteLength },
     );
     this.heartbeat = setInterval(() => this.ping(), heartbeatMs);
     this.heartbeat.unref();
@@ -67,9 +84,18 @@ export class EventStream {
     try {
       this.controller.enqueue(enc.encode(text));
     } catch {
-      /* cancelled by the reader meanwhile */
+      return; /* cancelled by the reader meanwhile */
     }
+    const desired = this.controller.desiredSize;
+    if (desired !== null && desired < 0 && !this.closed) this.dropReader(MAX_BUFFERED_BYTES - desired);
   };
+
+  /** Drops the queue and the reader: the producer carries on as if the client had disconnected. */
+  private dropReader(bufferedBytes: number): void {
+    this.stop();
+    this.controller.error(new SlowReaderError(bufferedBytes));
+    this.onCancel();
+  }
 
   /** Sends the terminal event and closes the stream. */
   end(event: StreamEvent): void {
@@ -78,8 +104,8 @@ export class EventStream {
 
   close(): void {
     if (this.closed) return;
+    this.stop(); // first: the last flush is finite, so it never drops a reader that is merely slow
     this.flush();
-    this.stop();
     try {
       this.controller.close();
     } catch {

@@ -1,4 +1,4 @@
-// Run history in SQLite (WAL), this instance only (SPEC section 7). Also keeps the instance id,
+// Run history in SQLite (WAL), this instance only (docs/api.md#run-records). Also keeps the instance id,
 // so sandboxes labelled by a previous process on the same file can be recognised and reaped.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -60,7 +60,9 @@ export class RunStore {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL'); // safe with WAL: a crash loses at most the last commits, never corrupts
-    this.db.pragma('busy_timeout = 5000');
+    // better-sqlite3 waits synchronously: a long busy timeout would freeze the event loop while some other
+    // program holds a lock. Writes that lose fail fast and are handled (lib/run.ts retries the run's row).
+    this.db.pragma('busy_timeout = 50');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS runs (

@@ -3,9 +3,10 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createAnthropicClient } from '../providers/anthropic.ts';
-import { createOpenAIClient } from '../providers/openai.ts';
+import { createClient as createAnthropic } from '../providers/anthropic/index.ts';
+import { createClient as createOpenAI } from '../providers/openai/index.ts';
 import { ModelError, type Message, type ModelClient, type ToolSpec, type TurnRequest } from '../lib/model.ts';
+import { MODEL_PROVIDERS, type ModelProviderName } from '../lib/model-providers.ts';
 import { fakeSignature, startFakeAnthropic, startFakeOpenAI, type FakeModelServer } from './fixtures/fake-models.ts';
 
 const ANTHROPIC_KEY = 'sk-ant-test-0123456789abcdef-SECRET';
@@ -33,6 +34,16 @@ function recorder() {
   const events: string[] = [];
   return { events, cb: { onText: (d: string) => events.push(`text:${d}`), onThinking: (d: string) => events.push(`think:${d}`) } };
 }
+
+interface ClientOpts {
+  provider: ModelProviderName;
+  apiKey: string;
+  baseURL: string;
+  maxRetries?: number;
+}
+/** A client as the registry builds it: the provider's row comes from the table. */
+const createAnthropicClient = (o: ClientOpts) => createAnthropic({ ...o, descriptor: MODEL_PROVIDERS[o.provider] });
+const createOpenAIClient = (o: ClientOpts) => createOpenAI({ ...o, descriptor: MODEL_PROVIDERS[o.provider] });
 
 const servers: FakeModelServer[] = [];
 async function fake(kind: 'anthropic' | 'openai'): Promise<FakeModelServer> {
@@ -130,7 +141,7 @@ describe('anthropic provider', () => {
     // input = input_tokens + cache creation + cache read; output from message_delta (message_start said 1).
     assert.deepEqual(res.usage, { inputTokens: 1300, outputTokens: 42, cacheReadTokens: 1000, cacheWriteTokens: 200 });
 
-    const [r] = server.requests;
+    const r = server.requests[0]!;
     assert.equal(r.path, '/v1/messages');
     // @anthropic-ai/sdk 1.x sends the API key as a Bearer token (0.x used x-api-key).
     assert.equal(r.headers.authorization, `Bearer ${ANTHROPIC_KEY}`);
@@ -143,7 +154,7 @@ describe('anthropic provider', () => {
     assert.deepEqual(r.body.tools[1], {
       name: 'read_file',
       description: 'Read a file',
-      input_schema: TOOLS[1].inputSchema,
+      input_schema: TOOLS[1]!.inputSchema,
       cache_control: { type: 'ephemeral' },
     });
     assert.equal(r.body.tools[0].cache_control, undefined);
@@ -185,7 +196,7 @@ describe('anthropic provider', () => {
     const second = await client.turn(request({ messages }), recorder().cb);
     assert.equal(second.text, 'Done.');
 
-    const sent = server.requests[1].body.messages;
+    const sent = server.requests[1]!.body.messages;
     assert.deepEqual(sent[1], {
       role: 'assistant',
       content: [
@@ -215,7 +226,7 @@ describe('anthropic provider', () => {
 
     assert.equal(events.map((e) => e.replace(/^think:/, '')).join(''), thinking);
     assert.ok(events.length >= 2 && events.every((e) => e.startsWith('think:')), "events.length >= 2 && events.every((e) => e.startsWith('think:'))");
-    const body = server.requests[0].body;
+    const body = server.requests[0]!.body;
     assert.deepEqual(body.thinking, { type: 'enabled', budget_tokens: 8192 });
     assert.equal(body.max_tokens, 16384 + 8192);
 
@@ -224,7 +235,7 @@ describe('anthropic provider', () => {
       first.message,
       { role: 'tool', results: [{ id: 'toolu_9', name: 'bash', content: 'a b', isError: false }] },
     ] }), recorder().cb);
-    const assistant = server.requests[1].body.messages[1];
+    const assistant = server.requests[1]!.body.messages[1];
     assert.deepEqual(assistant.content[0], { type: 'thinking', thinking, signature: fakeSignature(thinking) });
     assert.equal(assistant.content[1].type, 'tool_use');
   });
@@ -321,8 +332,8 @@ describe('anthropic provider', () => {
     const res = await client.turn(request(), recorder().cb);
     assert.equal(res.stopReason, 'max_tokens');
     assert.equal(res.toolCalls.length, 1);
-    assert.deepEqual(res.toolCalls[0].input, {});
-    assert.match(res.toolCalls[0].inputError ?? '', /not valid JSON/);
+    assert.deepEqual(res.toolCalls[0]!.input, {});
+    assert.match(res.toolCalls[0]!.inputError ?? '', /not valid JSON/);
   });
 
   test('a stream cut off mid-response is a ModelError', async () => {
@@ -354,7 +365,7 @@ describe('openai provider', () => {
     assert.equal(res.stopReason, 'end');
     assert.deepEqual(res.usage, { inputTokens: 500, outputTokens: 20, cacheReadTokens: 384, cacheWriteTokens: 0 });
 
-    const [r] = server.requests;
+    const r = server.requests[0]!;
     assert.equal(r.path, '/v1/chat/completions');
     assert.equal(r.headers.authorization, `Bearer ${OPENAI_KEY}`);
     assert.equal(r.body.stream, true);
@@ -363,7 +374,7 @@ describe('openai provider', () => {
       { role: 'system', content: 'You are terse.' },
       { role: 'user', content: 'hi' },
     ]);
-    assert.deepEqual(r.body.tools[0], { type: 'function', function: { name: 'bash', description: 'Run a command', parameters: TOOLS[0].inputSchema } });
+    assert.deepEqual(r.body.tools[0], { type: 'function', function: { name: 'bash', description: 'Run a command', parameters: TOOLS[0]!.inputSchema } });
     // gpt-4o has no reasoning setting and gets no output limit.
     assert.equal(r.body.reasoning_effort, undefined);
     assert.equal(r.body.max_tokens, undefined);
@@ -397,7 +408,7 @@ describe('openai provider', () => {
         { id: 'call_b', name: 'read_file', content: 'not found', isError: true },
       ] },
     ] }), recorder().cb);
-    const sent = server.requests[1].body.messages;
+    const sent = server.requests[1]!.body.messages;
     assert.deepEqual(sent.slice(2), [
       {
         role: 'assistant',
@@ -518,15 +529,15 @@ describe('openai provider', () => {
     const client = createOpenAIClient({ provider: 'openai', apiKey: OPENAI_KEY, baseURL: server.url });
     const res = await client.turn(request({ model: 'gpt-4o' }), recorder().cb);
     assert.equal(res.stopReason, 'max_tokens');
-    assert.deepEqual(res.toolCalls[0].input, {});
-    assert.match(res.toolCalls[0].inputError ?? '', /not valid JSON/);
+    assert.deepEqual(res.toolCalls[0]!.input, {});
+    assert.match(res.toolCalls[0]!.inputError ?? '', /not valid JSON/);
 
     await client.turn(request({ model: 'gpt-4o', messages: [
       { role: 'user', content: 'hi' },
       res.message,
       { role: 'tool', results: [{ id: 'call_z', name: 'bash', content: 'bad arguments', isError: true }] },
     ] }), recorder().cb);
-    assert.equal(server.requests[1].body.messages[2].tool_calls[0].function.arguments, raw);
+    assert.equal(server.requests[1]!.body.messages[2].tool_calls[0].function.arguments, raw);
   });
 
   test("extra tool-call fields (Gemini's thought signature) are sent back", async () => {
@@ -541,7 +552,7 @@ describe('openai provider', () => {
       first.message,
       { role: 'tool', results: [{ id: 'fc_1', name: 'bash', content: '/workspace', isError: false }] },
     ] }), recorder().cb);
-    assert.deepEqual(server.requests[1].body.messages[2].tool_calls[0], {
+    assert.deepEqual(server.requests[1]!.body.messages[2].tool_calls[0], {
       ...extra,
       id: 'fc_1',
       type: 'function',

@@ -64,7 +64,7 @@ describe('artifacts', () => {
     assert.equal(result.type, 'result');
     const out = files(events);
     assert.deepEqual(out.map((f) => f.path), ['out/blob.bin', 'out/report.md', 'same-size.txt'], 'sorted; hidden and unchanged uploads skipped');
-    const [blob, report, same] = out;
+    const [blob, report, same] = [out[0]!, out[1]!, out[2]!];
     assert.equal(report.encoding, 'utf8');
     assert.equal(report.content, '# Report\nünïcödé ✓\n');
     assert.equal(report.size, Buffer.byteLength('# Report\nünïcödé ✓\n'));
@@ -139,7 +139,7 @@ describe('artifacts', () => {
     const events2 = await readEvents(await s.query({ prompt: 'x', model: 'haiku' }));
     assertWellFormedRun(events2);
     assert.deepEqual(files(events2).map((f) => f.path), ['part1.txt', 'part2.txt']);
-    assert.equal(files(events2)[0].size, 9437184);
+    assert.equal(files(events2)[0]!.size, 9437184);
     const w2 = events2.find((e) => e.type === 'warning' && e.code === 'ARTIFACTS_LEFT_OUT');
     assert.match(w2!.content, /part3\.txt.*total limit/);
   });

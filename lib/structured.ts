@@ -93,15 +93,9 @@ export function metaSchemaError(schema: OutputFormat): string | null {
  */
 export const outputFormatSchema = v.pipe(
   v.custom<Record<string, unknown>>(isObject, 'must be a JSON Schema object'),
-  v.rawCheck(({ dataset, addIssue }) => {
-    const why = dataset.typed ? schemaSizeError(dataset.value) : null;
-    if (why) addIssue({ message: why });
-  }),
+  v.check((o) => schemaSizeError(o) === null, (issue) => schemaSizeError(issue.input) ?? 'is too large'),
   v.transform((o): OutputFormat => (o.type === 'json_schema' && isObject(o.schema) ? o.schema : o)),
-  v.rawCheck(({ dataset, addIssue }) => {
-    const why = dataset.typed ? metaSchemaError(dataset.value) : null;
-    if (why) addIssue({ message: why });
-  }),
+  v.check((o) => metaSchemaError(o) === null, (issue) => metaSchemaError(issue.input as OutputFormat) ?? 'is not a valid JSON Schema'),
 );
 
 export const STRUCTURED_OUTPUT_TOOL = 'structured_output';

@@ -105,6 +105,16 @@ export function createPuller(engine: Engine, pullTimeoutMs: number): Puller {
     const progress = new LayerProgress();
     let lastSent = started; // the first progress event comes a second after the start
     let lastLog = started;
+    // The pull's own bound, said as such (an engine call past its deadline would blame the engine).
+    const secs = Math.round(pullTimeoutMs / 1000);
+    const bound = new AbortController();
+    const timer = setTimeout(
+      () =>
+        bound.abort(
+          new SandboxError('SANDBOX_ERROR', `image ${image} could not be pulled within ${secs} s (docker.pullTimeoutSeconds)`, `Raise docker.pullTimeoutSeconds, or pull it on the Docker host beforehand (docker pull ${image}) or list it in docker.prepull.`),
+        ),
+      pullTimeoutMs,
+    );
     try {
       await engine.call(
         `pull ${ref}`,
@@ -129,23 +139,25 @@ export function createPuller(engine: Engine, pullTimeoutMs: number): Puller {
             );
           });
         },
-        { ms: pullTimeoutMs },
+        { ms: pullTimeoutMs + 5000, signal: bound.signal },
       );
     } catch (err) {
       const e = toSandboxError(err, `pull ${ref}`);
       const failure =
-        e.hint === ENGINE_HINT
-          ? e // the engine itself is the problem, not the image
+        e.hint === ENGINE_HINT || err === bound.signal.reason
+          ? e // the engine itself is the problem, not the image; or the pull's own bound said it all
           : new SandboxError(
               'SANDBOX_ERROR',
               `image ${image} is not on the Docker host and could not be pulled: ${engineMessage(e.cause ?? e)}`,
-              `Pull or build it on the Docker host (docker pull ${image}, or docker build -t ${image} .), or set docker.image / SANDCASTER_DOCKER_IMAGE to an image that exists there; a slow registry may need a larger docker.pullTimeoutSeconds.`,
+              `Pull or build it on the Docker host (docker pull ${image}, or docker build -t ${image} .), or set docker.image / SANDCASTER_DOCKER_IMAGE to an image that exists there.`,
               { cause: err },
             );
       log.warn('docker image pull failed', { image: ref, durationMs: Date.now() - started, error: failure.message });
       entry.end = { stage: 'end', image, ok: false, durationMs: Date.now() - started, error: failure.message };
       tell(entry.listeners, entry.end);
       throw failure;
+    } finally {
+      clearTimeout(timer);
     }
     log.info('pulled docker image', { image: ref, durationMs: Date.now() - started });
     entry.end = { stage: 'end', image, ok: true, durationMs: Date.now() - started };

@@ -116,11 +116,15 @@ export function containerSpec(
     // Podman ignores a mount's DriverConfig (the volume would be a plain root-owned folder on the host disk) and
     // before 4.8 refuses a sized tmpfs volume, so /workspace is a plain tmpfs there: `U` hands it to the
     // sandbox user; Podman's archive API sees into it (Docker's does not, hence the volume). On a read-only
-    // root Podman also mounts an unsized, world-writable /var/tmp: it gets 1 MiB of the workspace's share.
+    // root Podman also mounts unsized, world-writable /run and /var/tmp: /var/tmp gets 1 MiB of the
+    // workspace's share, /run is made the root-owned folder it is under Docker (1 MiB, closed to the user).
     mounts = [];
     const varTmpMb = settings.readOnlyRootfs ? 1 : 0;
     tmpfs[WORKSPACE] = `rw,nosuid,nodev,exec,size=${split.workspaceMb - varTmpMb}m,mode=0755,U`;
-    if (varTmpMb) tmpfs['/var/tmp'] = `rw,nosuid,nodev,size=${varTmpMb}m,mode=1777`;
+    if (varTmpMb) {
+      tmpfs['/var/tmp'] = `rw,nosuid,nodev,size=${varTmpMb}m,mode=1777`;
+      tmpfs['/run'] = 'rw,nosuid,nodev,noexec,size=1m,mode=0755';
+    }
   }
   return {
     name: c.name,

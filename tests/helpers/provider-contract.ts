@@ -39,10 +39,11 @@ async function rejectsWithCode(p: Promise<unknown>, codes: string[], what: strin
 
 /**
  * The shared contract: every provider must pass every case. `label` names the suite when one provider runs on
- * several engines (default: the provider's name).
+ * several engines (default: the provider's name); `skip` skips it, saying why.
  */
-export function providerContract(name: SandboxProviderName, setup: () => Promise<Harness>, label: string = name): void {
-  describe(`sandbox provider contract: ${label}`, () => {
+export function providerContract(name: SandboxProviderName, setup: () => Promise<Harness>, opts: { label?: string; skip?: string } = {}): void {
+  const label = opts.label ?? name;
+  describe(`sandbox provider contract: ${label}`, { skip: opts.skip }, () => {
     let h: Harness;
     const made: Sandbox[] = [];
     const instanceId = `inst_contract_${label.replace(/[^a-z0-9]/gi, '')}_${randomBytes(4).toString('hex')}`;

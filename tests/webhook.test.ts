@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { E2B_META_INSTANCE, E2B_META_RUN } from '../providers/e2b.ts';
+import { E2B_META_INSTANCE, E2B_META_RUN } from '../providers/e2b/index.ts';
 import { startFakeE2b, type FakeE2b } from './fixtures/fake-e2b.ts';
 import { startFakeAnthropic, type FakeModelServer } from './fixtures/fake-models.ts';
 import { assertWellFormedRun, readUntil } from './helpers/sse.ts';

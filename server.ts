@@ -8,8 +8,10 @@ import { parseArgs } from 'node:util';
 import { RunAbort } from './lib/abort.ts';
 import { ConfigError, loadConfig, type Config, type Flags } from './lib/config.ts';
 import { lockDatabase } from './lib/db-lock.ts';
+import { EventLogs } from './lib/event-log.ts';
 import { RunManager } from './lib/inflight.ts';
 import { log, registerSecret, setLogLevel } from './lib/log.ts';
+import { frameEvent } from './lib/sse.ts';
 import { sendFetchResponse, toFetchRequest } from './lib/node-http.ts';
 import type { Registry } from './lib/registry.ts';
 import type { AppContext } from './lib/run.ts';
@@ -54,9 +56,13 @@ async function reap(app: AppContext, backends: ('docker' | 'e2b')[]): Promise<vo
 /**
  * `reapIntervalMs` exists for tests; production always reaps every minute. `registry` exists for benchmarks
  * and tests only (bench/standin-server.ts puts an in-process sandbox stand-in behind the real server, so the
- * server itself is what is measured); production never passes it and gets createAppRegistry.
+ * server itself is what is measured); production never passes it and gets createAppRegistry. `storeEvents:
+ * false` exists for the throughput benchmark only (what storing events costs); production always stores them.
  */
-export async function startServer(config: Config, opts: { reapIntervalMs?: number; registry?: (config: Config) => Registry } = {}): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  opts: { reapIntervalMs?: number; registry?: (config: Config) => Registry; storeEvents?: boolean } = {},
+): Promise<RunningServer> {
   setLogLevel(config.logLevel);
   for (const k of [config.apiKey, config.webhookSecret, config.e2b.apiKey, ...Object.values(config.keys)]) registerSecret(k);
   const lock = lockDatabase(config.db); // before anything touches the file: a second server must not take it over
@@ -67,9 +73,18 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
     lock.release();
     throw err;
   }
-  const interrupted = store.markInterrupted(new Date().toISOString());
+  // Runs a dead process left running are closed, and their stored logs end with a terminal event, so a reader
+  // of their events ends cleanly.
+  const interruptedEvent = (id: number, content: string) => Buffer.from(frameEvent(id, { type: 'error', code: 'INTERRUPTED', content }));
+  const interrupted = store.markInterrupted(new Date().toISOString(), interruptedEvent);
   if (interrupted) log.warn('runs left running by a previous process marked interrupted', { count: interrupted });
-  const app: AppContext = { config, store, registry: (opts.registry ?? createAppRegistry)(config), runs: new RunManager(config.maxConcurrentRuns) };
+  const app: AppContext = {
+    config,
+    store,
+    registry: (opts.registry ?? createAppRegistry)(config),
+    runs: new RunManager(config.maxConcurrentRuns),
+    events: new EventLogs(store, { storeEvents: opts.storeEvents }),
+  };
   const handle = createHandler(app);
 
   const server = createServer({ noDelay: true, requestTimeout: 0 }, (req, res) => {
@@ -126,6 +141,7 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      app.events.close(); // a last try for events and rows still waiting on a failed database
       store.close();
       lock.release();
       log.info('stopped');

@@ -9,6 +9,7 @@ import { parseWith, type FieldIssue } from './validate.ts';
 
 export const MAX_UPLOAD_FILES = 20;
 export const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
+export const ON_DISCONNECT = ['cancel', 'continue'] as const;
 
 const int = (min: number, max: number) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
 
@@ -43,6 +44,10 @@ export const querySchema = v.strictObject({
   thinkingLevel: v.optional(v.picklist(THINKING_LEVELS)),
   sandboxProvider: v.optional(v.picklist(SANDBOX_PROVIDERS)),
   composite: v.optional(compositeSchema),
+  // What a client disconnect does to the run: "cancel" it (default), or let it "continue" (reattach with
+  // GET /runs/:id/events). `detach: true` answers 202 at once and implies "continue".
+  onDisconnect: v.optional(v.picklist(ON_DISCONNECT)),
+  detach: v.optional(v.boolean()),
 });
 
 export type QueryBody = v.InferOutput<typeof querySchema>;
@@ -101,6 +106,9 @@ export function parseQuery(body: unknown): { ok: true; value: QueryRequest } | {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return { ok: false, issues: [{ path: '(root)', message: 'the body must be a JSON object' }] };
   const parsed = parseWith(querySchema, body);
   if (!parsed.ok) return parsed;
+  if (parsed.value.detach && parsed.value.onDisconnect === 'cancel') {
+    return { ok: false, issues: [{ path: 'onDisconnect', message: 'must not be "cancel" with detach: true (a detached run has no connection to lose)' }] };
+  }
   const files = decodeUploads(parsed.value.files);
   if (files.length && !(files[0] as Upload).bytes) return { ok: false, issues: files as FieldIssue[] };
   return { ok: true, value: { ...parsed.value, files: files as Upload[] } };

@@ -1,5 +1,6 @@
-// Run history in SQLite (WAL), this instance only (SPEC section 7). Also keeps the instance id,
-// so sandboxes labelled by a previous process on the same file can be recognised and reaped.
+// Run history in SQLite (WAL), this instance only. Also keeps the instance id, so sandboxes labelled by a
+// previous process on the same file can be recognised and reaped, and every run's event log (stored in
+// batches: one row holds the SSE frames of one tick of one run, exactly as they were sent).
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -46,6 +47,7 @@ export class RunStore {
   readonly instanceId: string;
   private db: Database.Database;
   private stmts;
+  private eventStmts;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -68,6 +70,7 @@ export class RunStore {
       CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at DESC);
       CREATE INDEX IF NOT EXISTS runs_status ON runs (status, started_at DESC);
     `);
+    this.createEventTables();
     const existing = this.db.prepare(`SELECT value FROM meta WHERE key = 'instance_id'`).get() as { value: string } | undefined;
     this.instanceId = existing?.value ?? `inst_${randomBytes(8).toString('hex')}`;
     if (!existing) this.db.prepare(`INSERT INTO meta (key, value) VALUES ('instance_id', ?)`).run(this.instanceId);
@@ -87,9 +90,30 @@ export class RunStore {
       list: this.db.prepare(`SELECT ${COLUMNS} FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?`),
       listStatus: this.db.prepare(`SELECT ${COLUMNS} FROM runs WHERE status = ? ORDER BY started_at DESC, rowid DESC LIMIT ?`),
       interrupt: this.db.prepare(
-        `UPDATE runs SET status = 'error', error_code = 'INTERRUPTED', error = 'the server stopped while this run was in flight', completed_at = ? WHERE status = 'running'`,
+        `UPDATE runs SET status = 'error', error_code = 'INTERRUPTED', error = ?, completed_at = ? WHERE status = 'running'`,
       ),
     };
+    this.eventStmts = {
+      append: this.db.prepare(`INSERT INTO run_events (run_id, first_id, last_id, frames) VALUES (?, ?, ?, ?)`),
+      // Batches are contiguous and stored in order, so the rows after a cursor are those ending past it.
+      after: this.db.prepare(`SELECT first_id AS firstId, last_id AS lastId, frames FROM run_events WHERE run_id = ? AND last_id > ? ORDER BY last_id`),
+      lastId: this.db.prepare(`SELECT COALESCE(MAX(last_id), 0) AS lastId FROM run_events WHERE run_id = ?`),
+      expired: this.db.prepare(`SELECT events_expired AS expired FROM runs WHERE id = ?`),
+      running: this.db.prepare(`SELECT id FROM runs WHERE status = 'running'`),
+    };
+  }
+
+  /** The event log: one row per stored batch of one run's SSE frames (ids firstId..lastId, in order). */
+  private createEventTables(): void {
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS run_events (
+        run_id TEXT NOT NULL, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL, frames BLOB NOT NULL,
+        PRIMARY KEY (run_id, last_id)
+      );
+    `);
+    // Set by retention when a finished run's events are removed; the row itself stays.
+    const columns = this.db.prepare(`PRAGMA table_info(runs)`).all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'events_expired')) this.db.exec(`ALTER TABLE runs ADD COLUMN events_expired INTEGER NOT NULL DEFAULT 0`);
   }
 
   insert(run: Pick<RunRecord, 'id' | 'prompt' | 'model' | 'provider' | 'sandboxProvider' | 'startedAt'>): void {
@@ -114,9 +138,52 @@ export class RunStore {
     return (status ? this.stmts.listStatus.all(status, limit) : this.stmts.list.all(limit)) as RunRecord[];
   }
 
-  /** At start: rows a dead process left `running` become `error` / `INTERRUPTED`. Returns how many. */
-  markInterrupted(now: string): number {
-    return this.stmts.interrupt.run(now).changes;
+  /**
+   * At start: rows a dead process left `running` become `error` / `INTERRUPTED`, and when `terminal` is given,
+   * each such run's event log gets that terminal event appended (built for the next id), so readers of the
+   * log end cleanly. One transaction. Returns how many.
+   */
+  markInterrupted(now: string, terminal?: (id: number, message: string) => Buffer): number {
+    const message = 'the server stopped while this run was in flight';
+    return this.db.transaction(() => {
+      if (terminal) {
+        for (const { id: runId } of this.eventStmts.running.all() as { id: string }[]) {
+          const next = (this.eventStmts.lastId.get(runId) as { lastId: number }).lastId + 1;
+          this.eventStmts.append.run(runId, next, next, terminal(next, message));
+        }
+      }
+      return this.stmts.interrupt.run(message, now).changes;
+    })();
+  }
+
+  /** Runs `fn` in one transaction (nested calls join the outer one). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /** Stores one batch of a run's frames (ids firstId..lastId, following the last stored batch). */
+  appendEvents(runId: string, firstId: number, lastId: number, frames: Buffer): void {
+    this.eventStmts.append.run(runId, firstId, lastId, frames);
+  }
+
+  /**
+   * Stored batches holding events after `cursor`, in order, read lazily until about `maxBytes` are collected
+   * (at least one row), so a long log is never loaded at once.
+   */
+  readEvents(runId: string, cursor: number, maxBytes: number): { firstId: number; lastId: number; frames: Buffer }[] {
+    const out: { firstId: number; lastId: number; frames: Buffer }[] = [];
+    let bytes = 0;
+    for (const row of this.eventStmts.after.iterate(runId, cursor) as Iterable<{ firstId: number; lastId: number; frames: Buffer }>) {
+      out.push(row);
+      bytes += row.frames.length;
+      if (bytes >= maxBytes) break; // leaving the loop closes the statement's iterator
+    }
+    return out;
+  }
+
+  /** Whether retention removed this run's events. */
+  eventsExpired(id: string): boolean {
+    return (this.eventStmts.expired.get(id) as { expired: number } | undefined)?.expired === 1;
   }
 
   close(): void {

@@ -6,6 +6,7 @@ import { log } from '../lib/log.ts';
 import type { AppContext } from '../lib/run.ts';
 import { health } from './health.ts';
 import { query } from './query.ts';
+import { cancelRun, runEvents } from './run-events.ts';
 import { getRun, listRuns } from './runs.ts';
 import { e2bWebhook } from './webhooks.ts';
 
@@ -17,6 +18,8 @@ const ROUTES: [RegExp, string[]][] = [
   [/^\/query$/, ['POST']],
   [/^\/runs$/, ['GET', 'HEAD']],
   [/^\/runs\/[^/]+$/, ['GET', 'HEAD']],
+  [/^\/runs\/[^/]+\/events$/, ['GET', 'HEAD']],
+  [/^\/runs\/[^/]+\/cancel$/, ['POST']],
   [/^\/webhooks\/e2b$/, ['POST']],
 ];
 
@@ -29,6 +32,8 @@ export function createHandler(app: AppContext): Handler {
     .post('/query', query)
     .get('/runs', listRuns)
     .get('/runs/:id', getRun)
+    .get('/runs/:id/events', runEvents)
+    .post('/runs/:id/cancel', cancelRun)
     .post('/webhooks/e2b', e2bWebhook);
 
   async function route(req: Request, path: string): Promise<Response> {

@@ -1,7 +1,8 @@
 // GET /runs and GET /runs/:id: this instance's run history.
 import type { AppContext } from '../lib/run.ts';
-import { apiError, invalid, json } from '../lib/http.ts';
+import { invalid, json } from '../lib/http.ts';
 import { RUN_STATUSES, type RunStatus } from '../lib/store.ts';
+import { runNotFound } from './run-events.ts';
 
 export function listRuns(req: Request, app: AppContext): Response {
   const q = new URL(req.url).searchParams;
@@ -23,5 +24,5 @@ export function listRuns(req: Request, app: AppContext): Response {
 export function getRun(req: Request & { params?: Record<string, string> }, app: AppContext): Response {
   const id = decodeURIComponent(req.params?.id ?? '');
   const run = app.store.get(id);
-  return run ? json(200, run) : apiError(404, 'NOT_FOUND', `no run with id ${JSON.stringify(id)} on this instance`);
+  return run ? json(200, run) : runNotFound(app, id);
 }

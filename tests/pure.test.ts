@@ -6,7 +6,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EventStream } from '../lib/sse.ts';
+import { EventLogs } from '../lib/event-log.ts';
+import { EventStream, type StreamEvent } from '../lib/sse.ts';
 import { decodeText, truncateMiddle } from '../lib/text.ts';
 import { costOf, findPrice, type Price } from '../lib/pricing.ts';
 import { MODEL_ALIASES } from '../lib/models.ts';
@@ -42,16 +43,25 @@ describe('EventStream (SPEC section 4)', () => {
     return text.slice(0, -2).split('\n\n').map((b) => b.split('\n'));
   };
 
+  /** A run's log (in-memory database) with one reader from the start. */
+  function logWithReader(heartbeatMs: number, onGone: () => void = () => {}) {
+    const store = new RunStore(':memory:');
+    const logs = new EventLogs(store);
+    const log = logs.open('run_x', () => {});
+    const es = new EventStream(logs.subscribe('run_x', 0), onGone, heartbeatMs);
+    return { log, es, end: (e: StreamEvent) => log.end(e, () => {}) };
+  }
+
   test('each event is id / event / one-line JSON data, ids 1..n, then the stream closes', async () => {
-    const es = new EventStream(() => {}, 60_000);
+    const { log, es, end } = logWithReader(60_000);
     const events = [
       { type: 'system', subtype: 'run_started', content: 'starting', runId: 'run_x' },
       { type: 'assistant', subtype: 'delta', content: 'line one\nline two\r\n\n"quoted" \u2028 end' },
       { type: 'tool_result', id: 't1', toolName: 'bash', content: 'a\n\nb\n', isError: false, exitCode: 0, sandbox: 'main' },
     ];
-    for (const e of events) assert.equal(es.send(e), true);
+    for (const e of events) assert.equal(log.append(e), true);
     const terminal = { type: 'result', subtype: 'success', content: 'done\nreally' };
-    es.end(terminal);
+    end(terminal);
     const text = await readAll(es.body);
     const parsed = blocks(text);
     const all = [...events, terminal];
@@ -70,21 +80,21 @@ describe('EventStream (SPEC section 4)', () => {
   });
 
   test('nothing is sent after end()', async () => {
-    const es = new EventStream(() => {}, 60_000);
-    es.send({ type: 'system', subtype: 'x', content: '' });
-    es.end({ type: 'error', code: 'INTERNAL', content: 'boom' });
-    assert.equal(es.isClosed, true);
-    assert.equal(es.send({ type: 'assistant', content: 'late' }), false);
-    es.end({ type: 'result', content: 'second terminal' });
+    const { log, es, end } = logWithReader(60_000);
+    log.append({ type: 'system', subtype: 'x', content: '' });
+    end({ type: 'error', code: 'INTERNAL', content: 'boom' });
+    assert.equal(log.isEnded, true);
+    assert.equal(log.append({ type: 'assistant', content: 'late' }), false);
+    end({ type: 'result', content: 'second terminal' });
     const parsed = blocks(await readAll(es.body));
     assert.equal(parsed.length, 2);
     assert.equal(parsed[1]![1], 'event: error');
   });
 
   test('a `: ping` comment after silence; it does not use an id', async () => {
-    const es = new EventStream(() => {}, 25);
+    const { es, end } = logWithReader(25);
     await sleep(120);
-    es.end({ type: 'result', content: 'ok' });
+    end({ type: 'result', content: 'ok' });
     const text = await readAll(es.body);
     const parsed = blocks(text);
     const pings = parsed.filter((b) => b.length === 1 && b[0] === ': ping');
@@ -95,39 +105,39 @@ describe('EventStream (SPEC section 4)', () => {
   });
 
   test('no ping while events keep flowing', async () => {
-    const es = new EventStream(() => {}, 300);
+    const { log, es, end } = logWithReader(300);
     for (let i = 0; i < 30; i++) {
-      es.send({ type: 'assistant', subtype: 'delta', content: String(i) });
+      log.append({ type: 'assistant', subtype: 'delta', content: String(i) });
       await sleep(15);
     }
-    es.end({ type: 'result', content: 'ok' });
+    end({ type: 'result', content: 'ok' });
     const text = await readAll(es.body);
     assert.doesNotMatch(text, /: ping/);
     assert.equal(blocks(text).length, 31);
   });
 
   test('no ping after the stream is closed', async () => {
-    const es = new EventStream(() => {}, 10);
-    es.end({ type: 'result', content: 'ok' });
+    const { es, end } = logWithReader(10);
+    end({ type: 'result', content: 'ok' });
     await sleep(50);
     const text = await readAll(es.body);
     assert.doesNotMatch(text, /: ping/);
   });
 
-  test('reader cancel (client disconnect) runs the cancel callback once and closes the stream', async () => {
-    let cancelled = 0;
-    const es = new EventStream(() => cancelled++, 60_000);
-    es.send({ type: 'system', subtype: 'x', content: '' });
+  test('reader cancel (client disconnect) runs the gone callback once and closes the stream; the log goes on', async () => {
+    let gone = 0;
+    const { log, es, end } = logWithReader(60_000, () => gone++);
+    log.append({ type: 'system', subtype: 'x', content: '' });
     const reader = es.body.getReader();
     const first = await reader.read();
     assert.match(new TextDecoder().decode(first.value), /^id: 1\n/);
     await reader.cancel();
-    assert.equal(cancelled, 1);
+    assert.equal(gone, 1);
     assert.equal(es.isClosed, true);
-    assert.equal(es.send({ type: 'assistant', content: 'nobody listens' }), false);
-    assert.doesNotThrow(() => es.end({ type: 'result', content: 'x' }));
+    assert.equal(log.append({ type: 'assistant', content: 'nobody listens' }), true, 'the run does not care who reads');
+    assert.doesNotThrow(() => end({ type: 'result', content: 'x' }));
     assert.doesNotThrow(() => es.close());
-    assert.equal(cancelled, 1);
+    assert.equal(gone, 1);
   });
 });
 

@@ -83,7 +83,7 @@ export async function startServer(
     store,
     registry: (opts.registry ?? createAppRegistry)(config),
     runs: new RunManager(config.maxConcurrentRuns),
-    events: new EventLogs(store, { storeEvents: opts.storeEvents }),
+    events: new EventLogs(store, config.db, { storeEvents: opts.storeEvents }),
   };
   const handle = createHandler(app);
 
@@ -141,7 +141,7 @@ export async function startServer(
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      app.events.close(); // a last try for events and rows still waiting on a failed database
+      await app.events.close(); // the last events and rows, then the writer thread stops
       store.close();
       lock.release();
       log.info('stopped');

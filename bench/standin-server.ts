@@ -57,7 +57,9 @@ function withStandin(real: Registry): Registry {
 
 const cli = parseCli(process.argv.slice(2));
 if (!('command' in cli) || cli.command !== 'serve') throw new Error('usage: bench/standin-server.ts serve [--host H] [--port P]');
-const running = await startServer(loadConfig(cli.flags), { registry: (config) => withStandin(createAppRegistry(config)) });
+// SANDCASTER_BENCH_STORE_EVENTS=0: events are not stored, so bench/sse-throughput.ts can show what storing costs.
+const storeEvents = process.env.SANDCASTER_BENCH_STORE_EVENTS !== '0';
+const running = await startServer(loadConfig(cli.flags), { registry: (config) => withStandin(createAppRegistry(config)), storeEvents });
 const stop = () => running.shutdown().then(() => process.exit(0));
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);

@@ -7,8 +7,9 @@
 // If storage fails, a run's batches wait in memory for the writer's retries, and readers still get all of
 // them. Memory for that is bounded: a run whose unstored events pass MAX_UNSTORED_RUN_BYTES (or all runs'
 // pass MAX_UNSTORED_TOTAL_BYTES) is ended with STORAGE_ERROR.
-import { EventWriter, type Batch, type BatchOwner, type EventStore } from './event-writer.ts';
+import { EventWriter, type Batch, type BatchOwner } from './event-writer.ts';
 import { frameEvent, type EventSource, type LiveSink, type StreamEvent } from './sse.ts';
+import type { RowWrite } from './store.ts';
 
 /** A tick's batch is cut early past this size, so stored rows and live chunks stay small. */
 const MAX_BATCH_CHARS = 256 * 1024;
@@ -27,8 +28,11 @@ export function framesAfter(batch: Batch, cursor: number): Buffer {
   return at < 0 ? EMPTY : batch.frames.subarray(at + 2);
 }
 
-/** What the logs read from the run store (lib/store.ts). */
-export interface EventReader extends EventStore {
+/** How long a run's end waits for its last events and row to be committed before readers get the terminal event. */
+const END_WAIT_MS = 2000;
+
+/** What the logs read from the run store (lib/store.ts), on the main thread. */
+export interface EventReader {
   readEvents(runId: string, cursor: number, maxBytes: number): Batch[];
 }
 
@@ -78,16 +82,17 @@ export class RunLog implements BatchOwner {
 
   /**
    * Appends the terminal event and ends the log: `closeRow` (the run row's final update) is committed in the
-   * same transaction as the last events, then live readers get the terminal event and their streams close.
-   * If storage fails, both wait for the writer's retries; readers are not kept waiting. Only the first call counts.
+   * same transaction as the last events, then live readers get the terminal event and their streams close, so
+   * a client that saw the terminal event finds the row closed. If storage fails, readers are not kept waiting
+   * (the row and events wait for the writer's retries). Only the first call counts.
    */
-  end(terminal: StreamEvent, closeRow: () => void): void {
+  async end(terminal: StreamEvent, closeRow: RowWrite): Promise<void> {
     if (this.ended) return;
     this.append(terminal);
     this.ended = true;
     const batch = this.cut();
     this.logs.writer.write(closeRow);
-    this.logs.writer.flush();
+    await this.logs.writer.flush(END_WAIT_MS);
     if (batch) this.fanOut(batch);
     for (const f of this.followers) f.sink.end();
     this.followers.clear();
@@ -169,10 +174,14 @@ export class EventLogs {
   private logs = new Map<string, RunLog>();
   private readonly reader: EventReader | undefined;
 
-  /** `storeEvents: false` exists for the benchmark that measures what storing costs; production stores. */
-  constructor(store: EventReader, opts: { storeEvents?: boolean } = {}) {
-    this.reader = opts.storeEvents === false ? undefined : store;
-    this.writer = new EventWriter(this.reader);
+  /**
+   * `dbPath` is the database `store` reads (the writer opens its own connection to it). `storeEvents: false`
+   * exists for the benchmark that measures what storing costs; production always stores.
+   */
+  constructor(store: EventReader, dbPath: string, opts: { storeEvents?: boolean } = {}) {
+    const storing = opts.storeEvents !== false;
+    this.reader = storing ? store : undefined;
+    this.writer = new EventWriter(storing ? dbPath : undefined);
   }
 
   /** Starts the log of a new run. `onOverflow` ends the run when storage has failed for too long. */
@@ -205,8 +214,8 @@ export class EventLogs {
   }
 
   /** At shutdown, after every run has ended. */
-  close(): void {
-    this.writer.close();
+  close(): Promise<void> {
+    return this.writer.close();
   }
 }
 

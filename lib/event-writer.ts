@@ -1,23 +1,23 @@
-// Writes what runs produce to SQLite in one transaction per tick: every run's event batches of that tick,
-// and the row writes that must follow them (a run's row is closed in the same transaction as its terminal
-// event, so a closed row always has a complete log).
+// Stores what runs produce: their event batches, and the row writes that must follow them (a run's row is
+// closed in the same transaction as its terminal event is stored, so a closed row always has a whole log).
 //
-// A failed commit (database locked by another program, disk full) loses nothing: the queue is kept, in order,
-// and retried with a backoff, so the event loop is blocked by at most one failed attempt (the 50 ms busy
-// timeout) every couple of seconds however many runs are writing. Runs keep streaming from memory meanwhile.
+// The writing happens on a worker thread with its own SQLite connection (lib/event-writer-worker.ts): storing
+// costs about as much CPU per event as everything else the server does for it, and a locked database makes
+// a write wait; neither may take time from the event loop. Every COMMIT_MS while anything is queued, the
+// queue goes to the worker as one message, committed as one transaction. Readers never wait for it: until a
+// batch is acknowledged, it stays in its run's memory (lib/event-log.ts) and readers get it from there.
+//
+// A failed commit (database locked by another program, disk full) loses nothing: the ops go back to the head
+// of the queue and are retried with a backoff. A worker that dies is replaced on the next attempt.
+import { Worker } from 'node:worker_threads';
 import { log } from './log.ts';
+import type { RowWrite } from './store.ts';
 
 export interface Batch {
   firstId: number;
   lastId: number;
   /** The SSE frames of events firstId..lastId, exactly as sent. */
   frames: Buffer;
-}
-
-/** What the writer needs from the run store (lib/store.ts). */
-export interface EventStore {
-  transaction<T>(fn: () => T): T;
-  appendEvents(runId: string, firstId: number, lastId: number, frames: Buffer): void;
 }
 
 /** Told when one of its batches is durably stored. */
@@ -28,105 +28,221 @@ export interface BatchOwner {
   storageFailed(): void;
 }
 
-type Op = { owner: BatchOwner; batch: Batch } | { write: () => void };
+/**
+ * What goes to the worker: a batch of one run (its frames at [start, end) of the message's buffer), or a row
+ * write. The frames of a message are copied into one buffer that is transferred, not cloned (cloning costs
+ * the event loop several times more); each run's batches are laid out next to each other, in order.
+ */
+export type WireOp = { runId: string; firstId: number; lastId: number; start: number; end: number } | { row: RowWrite };
+export interface WireMessage {
+  seq: number;
+  ops: WireOp[];
+  frames: ArrayBuffer;
+}
+export type WireReply = { seq: number; ok: true } | { seq: number; ok: false; error: string };
 
+type Op = { owner: BatchOwner; batch: Batch } | { row: RowWrite };
+
+/** How long ops wait to be sent: a commit costs about as much as a few hundred small events. */
+const COMMIT_MS = 10;
+/** A message (one transaction) carries about this much at most, so the write lock is never held for long. */
+const MAX_MESSAGE_BYTES = 1024 * 1024;
 const RETRY_MS = [250, 500, 1000, 2000];
+/** Shutdown waits this long for the last commit. */
+const CLOSE_WAIT_MS = 5000;
 
 export class EventWriter {
   private queue: Op[] = [];
   private bytes = 0;
-  private scheduled = false;
-  private retry: NodeJS.Timeout | undefined;
+  private inFlight: { seq: number; ops: Op[] } | undefined;
+  private seq = 0;
+  private timer: NodeJS.Timeout | undefined;
   private failures = 0;
+  private worker: Worker | undefined;
+  private closing = false;
+  /** Ops ever queued, and ever committed (in order), so flush() knows when its ops are stored. */
+  private queuedCount = 0;
+  private storedCount = 0;
+  private waiters = new Set<{ target: number; resolve: () => void }>();
 
-  /** `store` undefined: events are not stored (benchmarks only, to measure what storing costs). */
-  constructor(private readonly store: EventStore | undefined) {}
+  /** `dbPath` undefined: nothing is stored (the benchmark that measures what storing costs). */
+  constructor(private readonly dbPath: string | undefined) {}
 
-  /** Bytes of frames waiting to be stored. */
+  /** Bytes of frames not yet stored. */
   get queuedBytes(): number {
     return this.bytes;
   }
 
-  /** True while the last commit failed (the queue then only grows until a retry succeeds). */
+  /** True while the last commit failed. */
   get failing(): boolean {
     return this.failures > 0;
   }
 
   enqueue(owner: BatchOwner, batch: Batch): void {
     this.queue.push({ owner, batch });
+    this.queuedCount++;
     this.bytes += batch.frames.length;
-    this.schedule();
+    this.schedule(COMMIT_MS);
   }
 
-  /** A row write that must be stored after everything queued before it (retried with it on failure). */
-  write(fn: () => void): void {
-    this.queue.push({ write: fn });
-    this.schedule();
+  /** A row write, stored after everything queued before it (in the same transaction as the op before it). */
+  write(row: RowWrite): void {
+    this.queue.push({ row });
+    this.queuedCount++;
+    this.schedule(COMMIT_MS);
   }
 
-  /** Commits now unless a retry is pending (then the retry will). Returns whether everything is stored. */
-  flush(): boolean {
-    if (this.retry) return false;
-    return this.commit();
+  /**
+   * Sends what is queued now, and resolves once it has been committed, or a commit has failed (retries then
+   * go on in the background), or `ms` passed. Used at a run's end, so its row is closed before its readers
+   * see the terminal event, without making them wait on a failing database.
+   */
+  flush(ms: number): Promise<void> {
+    const target = this.queuedCount;
+    if (this.storedCount >= target || this.failures > 0) return Promise.resolve();
+    this.schedule(0);
+    return new Promise<void>((resolve) => {
+      const waiter = { target, resolve: () => {} };
+      const timer = setTimeout(() => waiter.resolve(), ms);
+      waiter.resolve = () => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+        resolve();
+      };
+      this.waiters.add(waiter);
+    });
   }
 
-  /** At shutdown: one last attempt; what still cannot be stored is lost, and the next start closes those runs. */
-  close(): void {
-    clearTimeout(this.retry);
-    this.retry = undefined;
-    if (!this.commit() && this.queue.length) log.error('events and run rows could not be stored before exit', { pending: this.queue.length });
-  }
-
-  private schedule(): void {
-    if (this.scheduled || this.retry) return;
-    this.scheduled = true;
-    process.nextTick(this.commitTick);
-  }
-
-  private readonly commitTick = (): void => {
-    this.scheduled = false;
-    if (!this.retry) this.commit();
-  };
-
-  private commit(): boolean {
-    if (this.queue.length === 0) return true;
-    const ops = this.queue;
-    if (this.store) {
-      const store = this.store;
-      try {
-        store.transaction(() => {
-          for (const op of ops) {
-            if ('write' in op) op.write();
-            else store.appendEvents(op.owner.runId, op.batch.firstId, op.batch.lastId, op.batch.frames);
-          }
-        });
-      } catch (err) {
-        this.failed(err, ops);
-        return false;
-      }
+  /** At shutdown, after every run has ended: a last commit (bounded), then the worker stops. */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const until = Date.now() + CLOSE_WAIT_MS;
+    while ((this.queue.length || this.inFlight) && Date.now() < until) {
+      if (!this.inFlight) this.send();
+      await new Promise((r) => setTimeout(r, 10));
+      if (this.failures > 0 && !this.inFlight) break; // the database refuses: what is left is lost
     }
-    this.queue = [];
-    this.bytes = 0;
-    if (this.failures > 0) log.info('storage works again; delayed events and run rows are stored', { failedAttempts: this.failures, stored: ops.length });
-    this.failures = 0;
-    for (const op of ops) if ('batch' in op) op.owner.stored(op.batch);
-    return true;
+    if (this.queue.length || this.inFlight) {
+      log.error('events and run rows could not be stored before exit; the next start closes those runs as INTERRUPTED', { pending: this.queue.length + (this.inFlight?.ops.length ?? 0) });
+    }
+    await this.worker?.terminate();
+    this.worker = undefined;
   }
 
-  private failed(err: unknown, ops: Op[]): void {
+  private schedule(ms: number): void {
+    if (this.closing || this.inFlight) return; // the reply schedules what came meanwhile
+    if (this.timer && ms > 0) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.send();
+    }, ms);
+  }
+
+  /** Sends the head of the queue as one message (one transaction). */
+  private send(): void {
+    if (this.inFlight || this.queue.length === 0) return;
+    let bytes = 0;
+    let n = 0;
+    while (n < this.queue.length) {
+      const op = this.queue[n]!;
+      // Cut only before a batch, so a row write stays in the transaction of the op before it.
+      if ('batch' in op && n > 0 && bytes + op.batch.frames.length > MAX_MESSAGE_BYTES) break;
+      if ('batch' in op) bytes += op.batch.frames.length;
+      n++;
+    }
+    const ops = this.queue.splice(0, n);
+    const seq = ++this.seq;
+    this.inFlight = { seq, ops };
+    if (!this.dbPath) return void queueMicrotask(() => this.settle({ seq, ok: true }));
+    try {
+      const message = toWire(seq, ops);
+      this.workerOrStart().postMessage(message, [message.frames]);
+    } catch (err) {
+      this.settle({ seq, ok: false, error: (err as Error).message });
+    }
+  }
+
+  private workerOrStart(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(new URL('./event-writer-worker.mjs', import.meta.url), { workerData: { path: this.dbPath } });
+    worker.unref(); // shutdown closes it; it must never keep a process alive by itself
+    worker.on('message', (reply: WireReply) => this.settle(reply));
+    const lost = (why: string) => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      if (this.inFlight) this.settle({ seq: this.inFlight.seq, ok: false, error: `the event writer thread ${why}` });
+    };
+    worker.on('error', (err) => lost(`failed: ${err.message}`));
+    worker.on('exit', (code) => lost(`exited (${code})`));
+    this.worker = worker;
+    return worker;
+  }
+
+  private settle(reply: WireReply): void {
+    if (!this.inFlight || this.inFlight.seq !== reply.seq) return;
+    const { ops } = this.inFlight;
+    this.inFlight = undefined;
+    if (reply.ok) {
+      for (const op of ops) if ('batch' in op) this.bytes -= op.batch.frames.length;
+      if (this.failures > 0) log.info('storage works again; delayed events and run rows are stored', { failedAttempts: this.failures });
+      this.failures = 0;
+      this.storedCount += ops.length;
+      for (const op of ops) if ('batch' in op) op.owner.stored(op.batch);
+      for (const w of [...this.waiters]) if (this.storedCount >= w.target) w.resolve();
+      if (this.queue.length) this.schedule(this.waiters.size > 0 || this.bytes >= MAX_MESSAGE_BYTES ? 0 : COMMIT_MS);
+    } else {
+      this.queue.unshift(...ops);
+      this.failed(reply.error, ops);
+      for (const w of [...this.waiters]) w.resolve();
+    }
+  }
+
+  private failed(error: string, ops: Op[]): void {
     this.failures++;
     const delay = RETRY_MS[Math.min(this.failures, RETRY_MS.length) - 1]!;
-    // First failure, then one line a minute or so: a locked database must not flood the log.
+    // The first failure, then about one line a minute: a locked database must not flood the log.
     if (this.failures === 1 || this.failures % 30 === 0) {
-      log.error('could not store events and run rows; kept in memory and retried', { error: err, failedAttempts: this.failures, pending: ops.length, pendingBytes: this.bytes, retryMs: delay });
+      log.error('could not store events and run rows; kept in memory and retried', { error, failedAttempts: this.failures, pendingBytes: this.bytes, retryMs: delay });
     }
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      this.commit();
-    }, delay);
-    this.retry.unref(); // shutdown makes its own last attempt (close)
+    if (!this.closing) {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.send();
+      }, delay);
+    }
     const owners = new Set<BatchOwner>();
     for (const op of ops) if ('owner' in op) owners.add(op.owner);
     for (const owner of owners) owner.storageFailed();
   }
+}
+
+function toWire(seq: number, ops: Op[]): WireMessage {
+  const byRun = new Map<string, Batch[]>();
+  let total = 0;
+  for (const op of ops) {
+    if ('row' in op) continue;
+    const list = byRun.get(op.owner.runId);
+    if (list) list.push(op.batch);
+    else byRun.set(op.owner.runId, [op.batch]);
+    total += op.batch.frames.length;
+  }
+  const buf = Buffer.allocUnsafeSlow(total); // its own ArrayBuffer, so it can be transferred
+  const at = new Map<Batch, number>();
+  let offset = 0;
+  for (const list of byRun.values()) {
+    for (const b of list) {
+      at.set(b, offset);
+      offset += b.frames.copy(buf, offset);
+    }
+  }
+  const wire = ops.map((op): WireOp => {
+    if ('row' in op) return op;
+    const start = at.get(op.batch)!;
+    return { runId: op.owner.runId, firstId: op.batch.firstId, lastId: op.batch.lastId, start, end: start + op.batch.frames.length };
+  });
+  return { seq, ops: wire, frames: buf.buffer as ArrayBuffer };
 }

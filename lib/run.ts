@@ -115,7 +115,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     log.error('run cleanup failed', { runId, error: err, stack: (err as Error)?.stack });
     // Whatever failed, the log still gets exactly one terminal event (no-op if it already has one).
     const content = 'internal error; see the server log for this run id';
-    events.end({ type: 'error', code: 'INTERNAL', content }, () => app.store.finish(runId, bareEnd('INTERNAL', content), new Date().toISOString()));
+    return events.end({ type: 'error', code: 'INTERNAL', content }, { kind: 'finish', id: runId, end: bareEnd('INTERNAL', content), completedAt: new Date().toISOString() });
   });
   app.runs.add({ id: runId, controller, sandboxIds, done });
 
@@ -136,7 +136,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
       emit,
       onCreated: (sandboxId, primaryId, count) => {
         sandboxIds.add(sandboxId); // so a webhook `killed` event for any of them finds this run
-        app.events.writer.write(() => app.store.setSandbox(runId, primaryId, count)); // stored in order, retried if storage fails
+        app.events.writer.write({ kind: 'sandbox', id: runId, sandboxId: primaryId, sandboxCount: count }); // in order with the events
       },
       composite: plan.composite,
     });
@@ -226,7 +226,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     // The row is closed in the same transaction as the terminal event is stored. A storage failure never costs
     // a reader its terminal event: both wait in memory for the writer's retries, and if the process dies
     // first, the next start closes the row as INTERRUPTED.
-    events.end(terminal.event, () => app.store.finish(runId, end, completedAt));
+    await events.end(terminal.event, { kind: 'finish', id: runId, end, completedAt });
     log.info('run ended', { runId, status: terminal.status, errorCode: terminal.errorCode ?? undefined, numTurns, ...usage, costUsd, durationSecs, sandboxCount: pool.createdCount });
   }
 

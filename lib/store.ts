@@ -37,6 +37,11 @@ export type RunEnd = Pick<
   'status' | 'errorCode' | 'error' | 'costUsd' | 'inputTokens' | 'outputTokens' | 'cacheReadTokens' | 'cacheWriteTokens' | 'numTurns' | 'durationSecs' | 'filesCount' | 'sandboxCount'
 >;
 
+/** A row write that follows a run's events (made by the event writer, in the same transaction as them). */
+export type RowWrite =
+  | { kind: 'sandbox'; id: string; sandboxId: string; sandboxCount: number }
+  | { kind: 'finish'; id: string; end: RunEnd; completedAt: string };
+
 const COLUMNS = `id, prompt, model, provider, sandbox_provider AS sandboxProvider, sandbox_id AS sandboxId, status,
   error_code AS errorCode, error, cost_usd AS costUsd, input_tokens AS inputTokens, output_tokens AS outputTokens,
   cache_read_tokens AS cacheReadTokens, cache_write_tokens AS cacheWriteTokens, num_turns AS numTurns,
@@ -49,14 +54,16 @@ export class RunStore {
   private stmts;
   private eventStmts;
 
-  constructor(path: string) {
+  /** `busyTimeoutMs` is for the event writer's own thread, which may wait; the main thread must not. */
+  constructor(path: string, opts: { busyTimeoutMs?: number } = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL'); // safe with WAL: a crash loses at most the last commits, never corrupts
     // better-sqlite3 waits synchronously: a long busy timeout would freeze the event loop while some other
-    // program holds a lock. Writes that lose fail fast and are handled (lib/run.ts retries the run's row).
-    this.db.pragma('busy_timeout = 50');
+    // program holds a lock. Writes that lose fail fast and are handled (events and row updates are retried by
+    // the event writer; a run that cannot be recorded is refused).
+    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 50}`);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS runs (
@@ -154,6 +161,11 @@ export class RunStore {
       }
       return this.stmts.interrupt.run(message, now).changes;
     })();
+  }
+
+  applyRowWrite(w: RowWrite): void {
+    if (w.kind === 'sandbox') this.setSandbox(w.id, w.sandboxId, w.sandboxCount);
+    else this.finish(w.id, w.end, w.completedAt);
   }
 
   /** Runs `fn` in one transaction (nested calls join the outer one). */

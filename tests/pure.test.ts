@@ -46,10 +46,11 @@ describe('EventStream (SPEC section 4)', () => {
   /** A run's log (in-memory database) with one reader from the start. */
   function logWithReader(heartbeatMs: number, onGone: () => void = () => {}) {
     const store = new RunStore(':memory:');
-    const logs = new EventLogs(store);
+    const logs = new EventLogs(store, ':memory:', { storeEvents: false });
     const log = logs.open('run_x', () => {});
     const es = new EventStream(logs.subscribe('run_x', 0), onGone, heartbeatMs);
-    return { log, es, end: (e: StreamEvent) => log.end(e, () => {}) };
+    const end = (e: StreamEvent) => void log.end(e, { kind: 'sandbox', id: 'run_x', sandboxId: 'none', sandboxCount: 0 });
+    return { log, es, end };
   }
 
   test('each event is id / event / one-line JSON data, ids 1..n, then the stream closes', async () => {

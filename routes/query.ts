@@ -2,6 +2,7 @@
 // (or, with `detach: true`, answer 202 with where to find them).
 import { apiError, invalid, json } from '../lib/http.ts';
 import { readJson } from '../lib/body.ts';
+import { log } from '../lib/log.ts';
 import { isPlanError, planRun } from '../lib/plan.ts';
 import { parseQuery } from '../lib/request.ts';
 import { startRun, type AppContext } from '../lib/run.ts';
@@ -45,8 +46,9 @@ export async function query(req: Request, app: AppContext): Promise<Response> {
   }
   const cancelOnDisconnect = (parsed.value.onDisconnect ?? 'cancel') === 'cancel';
   // A reader dropped for not reading counts as a disconnect.
-  const stream = new EventStream(app.events.subscribe(run.id, 0), () => {
-    if (cancelOnDisconnect) run.cancel('the client disconnected');
+  const stream = new EventStream(app.events.subscribe(run.id, 0), (why) => {
+    if (why === 'slow') log.warn('event reader dropped: it stopped reading', { runId: run.id, onDisconnect: cancelOnDisconnect ? 'cancel' : 'continue' });
+    if (cancelOnDisconnect) run.cancel(why === 'slow' ? 'the client stopped reading its stream' : 'the client disconnected');
   });
   return sseResponse(run.id, stream);
 }

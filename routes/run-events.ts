@@ -2,6 +2,7 @@
 // POST /runs/:id/cancel. Readers never affect the run: a reader that goes away is simply forgotten.
 import { RunAbort } from '../lib/abort.ts';
 import { apiError, invalid, json } from '../lib/http.ts';
+import { log } from '../lib/log.ts';
 import type { AppContext } from '../lib/run.ts';
 import { instanceOfRunId } from '../lib/run-id.ts';
 import { EventStream } from '../lib/sse.ts';
@@ -43,7 +44,10 @@ export function runEvents(req: RunRequest, app: AppContext): Response {
       hint: 'raise SANDCASTER_RETENTION_DAYS or SANDCASTER_RETENTION_MB to keep events longer',
     });
   }
-  return sseResponse(id, new EventStream(app.events.subscribe(id, cursor)));
+  const stream = new EventStream(app.events.subscribe(id, cursor), (why) => {
+    if (why === 'slow') log.warn('event reader dropped: it stopped reading (it may reattach with its last event id)', { runId: id });
+  });
+  return sseResponse(id, stream);
 }
 
 export function cancelRun(req: RunRequest, app: AppContext): Response {

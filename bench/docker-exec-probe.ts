@@ -2,12 +2,12 @@
 // (create, start, read to the end, inspect for the exit code) in the same container, interleaved.
 // Run: node --import tsx bench/docker-exec-probe.ts [rounds]   (needs the engine and SANDCASTER_TEST_IMAGE)
 import Docker from 'dockerode';
-import { createDockerProvider } from '../providers/docker.ts';
+import { createDockerProvider } from '../providers/docker/index.ts';
 
 const rounds = Number(process.argv[2] ?? 50);
 const docker = new Docker();
 const provider = createDockerProvider(
-  { image: process.env.SANDCASTER_TEST_IMAGE ?? 'sandcaster-test:busybox', memoryMb: 256, cpus: 1, pidsLimit: 64, network: 'none', user: '1000:1000', readOnlyRootfs: false },
+  { image: process.env.SANDCASTER_TEST_IMAGE ?? 'sandcaster-test:busybox', memoryMb: 256, cpus: 1, pidsLimit: 64, network: 'none', user: '1000:1000', diskMb: 256, readOnlyRootfs: true },
   { docker },
 );
 const sandbox = await provider.create({ runId: `bench_${process.pid}`, instanceId: `bench_${process.pid}`, timeoutSecs: 300 });

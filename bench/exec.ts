@@ -7,13 +7,13 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config.ts';
-import { createDockerProvider } from '../providers/docker.ts';
+import { createDockerProvider } from '../providers/docker/index.ts';
 import { IMAGE, docker, fmt, loadLine, loadMeter, machineLine, median, now, quantile, table, verdict } from './lib.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '40' } } });
 const ROUNDS = Number(values.rounds);
 
-const settings = loadConfig({}, { SANDCASTER_DOCKER_IMAGE: IMAGE }).docker; // the server's default hardening
+const settings = loadConfig({}, { SANDCASTER_DOCKER_IMAGE: IMAGE }).sandboxes.docker; // the server's default hardening
 const provider = createDockerProvider(settings, { docker });
 const id = `bench_exec_${process.pid}`;
 const sandbox = await provider.create({ runId: id, instanceId: id, timeoutSecs: 300 });

@@ -7,13 +7,13 @@ import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { loadConfig } from '../lib/config.ts';
 import { packTar } from '../lib/tar.ts';
-import { containerSpec } from '../providers/docker.ts';
+import { containerSpec } from '../providers/docker/spec.ts';
 import { IMAGE, docker, now } from './lib.ts';
 
-const settings = loadConfig({}, { SANDCASTER_DOCKER_IMAGE: IMAGE }).docker; // what the server child uses
+const settings = loadConfig({}, { SANDCASTER_DOCKER_IMAGE: IMAGE }).sandboxes.docker; // what the server child uses
 export const floorInstance = `bench_floor_${process.pid}`;
 
-/** The provider's own container spec (providers/docker.ts), so the floor is exactly as hardened. */
+/** The provider's own container spec (providers/docker/spec.ts), so the floor is exactly as hardened. */
 function hardenedSpec(name: string, volume: string): Docker.ContainerCreateOptions {
   const labels = { 'sandcaster.managed': 'true', 'sandcaster.instance': floorInstance, 'sandcaster.run': name };
   return containerSpec(settings, { name, image: settings.image, labels, volume });
@@ -68,7 +68,7 @@ const CHOWN_TAR = packTar([{ name: '/', type: 'dir', mode: 0o755, uid: OWNER[0],
 
 /**
  * Attribution only: every engine call a server run makes, in the provider's order, made raw — the floor plus
- * what the contract adds (SPEC 5 and 6): hand /workspace to the sandbox user (archive upload) while checking
+ * what the contract adds (docs/configuration.md#docker-sandboxes): hand /workspace to the sandbox user (archive upload) while checking
  * /bin/sh, list /workspace for the artifact baseline and again at the end, and the exec wrapper that
  * records the pid for timeouts. Server time minus this is what the server itself costs.
  */

@@ -1,4 +1,4 @@
-// The agent loop (SPEC section 5): model turns until the model stops asking for tools or maxTurns is
+// The agent loop (docs/api.md#the-agent): model turns until the model stops asking for tools or maxTurns is
 // reached; tool calls of one turn run in parallel inside the run's sandboxes; every step is emitted.
 import type { Message, ModelClient, ThinkingLevel, ToolCall, ToolResultMessage, Usage } from './model.ts';
 import { ModelError, emptyUsage } from './model.ts';

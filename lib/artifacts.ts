@@ -1,4 +1,4 @@
-// Artifacts (SPEC section 5): files under /workspace created or changed during the run, sent as `file`
+// Artifacts (docs/api.md#artifacts): files under /workspace created or changed during the run, sent as `file`
 // events. The baseline is a listing taken once the sandbox is prepared (uploads written); uploads count
 // only when their content changed, so they are compared by hash, not by timestamps.
 import { createHash } from 'node:crypto';

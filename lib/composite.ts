@@ -1,10 +1,10 @@
-// Composite-run tools (SPEC section 8): the model spawns, drives and kills secondary sandboxes and moves
+// Composite-run tools (docs/api.md#composite-runs): the model spawns, drives and kills secondary sandboxes and moves
 // files between any two of them (across providers too) through the providers' file APIs.
 import { posix } from 'node:path';
 import * as v from 'valibot';
 import type { CompositeSettings } from './config.ts';
 import { MAIN, type SandboxPool } from './pool.ts';
-import { SANDBOX_PROVIDERS, WORKSPACE, type SandboxProviderName } from './sandbox.ts';
+import { WORKSPACE, type SandboxProviderName } from './sandbox.ts';
 import { ToolFailure, runCommand, type ToolDef } from './tools.ts';
 
 export const TRANSFER_LIMITS = { fileBytes: 25 * 1024 * 1024, callBytes: 50 * 1024 * 1024 };
@@ -54,7 +54,8 @@ export function compositeTools(pool: SandboxPool, settings: CompositeSettings, d
           ['name'],
         ),
       },
-      schema: v.object({ name, provider: v.optional(v.picklist(SANDBOX_PROVIDERS)), template: v.optional(name) }),
+      // provider is checked against composite.allowedProviders by the pool
+      schema: v.object({ name, provider: v.optional(name), template: v.optional(name) }),
       sandboxOf: (input) => String(input.name ?? ''),
       async run(input: { name: string; provider?: SandboxProviderName; template?: string }) {
         const m = await pool.spawn(input.name, input.provider, input.template, defaultProvider);

@@ -4,8 +4,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as v from 'valibot';
-import type { DockerSettings, E2bSettings, SandboxProviderName } from './sandbox.ts';
-import { SANDBOX_PROVIDERS } from './sandbox.ts';
+import { ConfigError, envInt, envPick, envStr, int, nonEmpty, strictObject, type Env } from './config-parse.ts';
+import { SANDBOX_PROVIDERS as BUILTIN_SANDBOX_PROVIDERS, type SandboxProviderTable, type SandboxSettings } from './sandbox-providers.ts';
 import type { ThinkingLevel } from './model.ts';
 import { MODEL_PROVIDER_NAMES, MODEL_PROVIDERS as BUILTIN_MODEL_PROVIDERS, type ModelProviderName, type ModelProviderTable } from './model-providers.ts';
 import { LEVELS, type Level } from './log.ts';
@@ -18,17 +18,12 @@ import { priceSchema, type Price } from './pricing.ts';
 export const MODEL_PROVIDERS: readonly ModelProviderName[] = MODEL_PROVIDER_NAMES;
 export const THINKING_LEVELS: readonly ThinkingLevel[] = ['none', 'low', 'medium', 'high'];
 
-export class ConfigError extends Error {
-  constructor(readonly field: string, message: string) {
-    super(`${field}: ${message}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 export interface CompositeSettings {
   maxSandboxes: number;
   maxTotalSpawns: number;
-  allowedProviders: SandboxProviderName[];
+  allowedProviders: string[];
   /** Images/templates the model may name in spawn_sandbox; empty means only the provider's default. */
   allowedTemplates: string[];
 }
@@ -44,11 +39,11 @@ export interface RunDefaults {
   thinkingLevel: ThinkingLevel;
   allowedTools?: string[];
   outputFormat?: OutputFormat;
-  sandboxProvider?: SandboxProviderName;
+  sandboxProvider?: string;
   /** Present when composite runs are enabled in sandcaster.json. */
   composite?: CompositeSettings;
   /** Sandbox backends set up on this instance (docker always; e2b with a key): composite's default allowedProviders. */
-  configuredSandboxProviders: SandboxProviderName[];
+  configuredSandboxProviders: string[];
 }
 
 export interface Config {
@@ -64,14 +59,32 @@ export interface Config {
   /** Endpoints set through a provider's `baseUrlEnv`; the others use the row's `endpoint`. */
   baseUrls: Record<string, string>;
   defaults: RunDefaults;
-  docker: DockerSettings;
-  e2b: E2bSettings;
+  /** The sandbox-provider rows in use (lib/sandbox-providers.ts, plus any a caller added). */
+  sandboxProviders: SandboxProviderTable;
+  /** Each backend's resolved settings, by name (its sandcaster.json block plus its env vars). */
+  sandboxes: SandboxSettings;
   pricing: Record<string, Price>;
   webhookSecret?: string;
   db: string;
   maxConcurrentRuns: number;
+  /** Host memory all sandboxes in flight may hold together (MiB); undefined = what the engine reports. */
+  maxSandboxMemoryMb?: number;
   shutdownGraceSeconds: number;
   corsOrigins: string[];
+  /**
+   * Host names (lowercase, optionally with `:port`) a browser may use to reach an open API (no key), besides
+   * IP literals and `localhost`: anything else is refused, so a DNS-rebinding page cannot talk to the server.
+   */
+  allowedHosts: string[];
+  /**
+   * Open connections before new ones are refused (`SANDCASTER_MAX_CONNECTIONS`, default 1024). Idle
+   * keep-alive sockets are closed first when the cap is hit, so only requests in progress hold a slot for long.
+   */
+  maxConnections: number;
+  /** Time for a client to send the request headers (`SANDCASTER_HEADERS_TIMEOUT_SECONDS`, default 15). */
+  headersTimeoutSeconds: number;
+  /** Time for a client to send a whole request body (`SANDCASTER_BODY_TIMEOUT_SECONDS`, default 60). */
+  bodyTimeoutSeconds: number;
   logLevel: Level;
 }
 
@@ -83,28 +96,28 @@ export const DEFAULT_SYSTEM_PROMPT = [
 
 export const COMPOSITE_DEFAULTS = { maxSandboxes: 3, maxTotalSpawns: 10 } as const;
 
-const int = (min: number, max: number) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
-const nonEmpty = v.pipe(v.string(), v.trim(), v.nonEmpty());
-// valibot's strictObject accepts arrays (`[]` parses as `{}`); objects here must be plain JSON objects.
-const plainObject = v.custom<Record<string, unknown>>((x) => typeof x === 'object' && x !== null && !Array.isArray(x), 'must be an object');
-const strictObject = <E extends v.ObjectEntries>(entries: E) => v.pipe(plainObject, v.strictObject(entries));
 
 export const compositeSchema = strictObject({
   maxSandboxes: v.optional(int(1, 20)),
   maxTotalSpawns: v.optional(int(1, 100)),
-  allowedProviders: v.optional(v.array(v.picklist(SANDBOX_PROVIDERS))),
+  allowedProviders: v.optional(v.array(nonEmpty)), // names of the table, checked in loadConfig
   allowedTemplates: v.optional(v.array(nonEmpty)),
 });
 
-const fileSchema = strictObject({
+const baseFileEntries = {
   host: v.optional(nonEmpty),
   port: v.optional(int(0, 65535)),
   logLevel: v.optional(v.picklist(LEVELS)),
   db: v.optional(nonEmpty),
   maxConcurrentRuns: v.optional(int(1, 100_000)),
+  maxSandboxMemoryMb: v.optional(int(1, 1 << 30)),
   shutdownGraceSeconds: v.optional(int(0, 3600)),
   corsOrigins: v.optional(v.array(nonEmpty)),
-  sandboxProvider: v.optional(v.picklist(SANDBOX_PROVIDERS)),
+  allowedHosts: v.optional(v.array(nonEmpty)),
+  maxConnections: v.optional(int(1, 1_000_000)),
+  headersTimeoutSeconds: v.optional(int(1, 600)),
+  bodyTimeoutSeconds: v.optional(int(1, 3600)),
+  sandboxProvider: v.optional(nonEmpty), // one of the sandbox table's names, checked in loadConfig
   model: v.optional(nonEmpty),
   provider: v.optional(nonEmpty), // one of the table's names, checked in loadConfig
   systemPrompt: v.optional(v.string()),
@@ -113,26 +126,14 @@ const fileSchema = strictObject({
   thinkingLevel: v.optional(v.picklist(THINKING_LEVELS)),
   allowedTools: v.optional(v.array(v.picklist(ALL_TOOL_NAMES))),
   outputFormat: v.optional(outputFormatSchema),
-  docker: v.optional(
-    strictObject({
-      image: v.optional(nonEmpty),
-      memoryMb: v.optional(int(16, 1_048_576)),
-      cpus: v.optional(v.pipe(v.number(), v.minValue(0.01), v.maxValue(1024))),
-      pidsLimit: v.optional(int(8, 1_000_000)),
-      network: v.optional(v.picklist(['none', 'bridge'])),
-      user: v.optional(v.pipe(v.string(), v.regex(/^\d+(:\d+)?$/, 'must be "uid" or "uid:gid" (numeric)'))),
-      readOnlyRootfs: v.optional(v.boolean()),
-    }),
-  ),
-  e2b: v.optional(
-    strictObject({
-      template: v.optional(nonEmpty),
-      allowInternetAccess: v.optional(v.boolean()),
-    }),
-  ),
   composite: v.optional(compositeSchema),
   pricing: v.optional(v.record(nonEmpty, priceSchema)),
-});
+};
+
+/** The whole sandcaster.json schema: the settings above plus one block per sandbox-provider row, under its name. */
+const fileSchemaFor = (sandboxProviders: SandboxProviderTable) =>
+  strictObject({ ...baseFileEntries, ...Object.fromEntries(Object.entries(sandboxProviders).map(([name, row]) => [name, v.optional(row.fileSchema)])) });
+type FileConfig = v.InferOutput<ReturnType<typeof strictObject<typeof baseFileEntries>>> & Record<string, unknown>;
 
 export interface Flags {
   host?: string;
@@ -140,27 +141,19 @@ export interface Flags {
   config?: string;
 }
 
-type Env = Record<string, string | undefined>;
+// A host name with an optional port (`api.example.com`, `sandcaster:8000`), or a bracketed IPv6 literal.
+const HOST_ENTRY = /^(?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
 
-function envInt(env: Env, name: string, min: number, max: number): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min || Number(raw) > max) {
-    throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  }
-  return Number(raw);
+/** `SANDCASTER_ALLOWED_HOSTS` / `allowedHosts`: host names only (no scheme, path or wildcard), lowercased. */
+function allowedHosts(field: string, entries: string[]): string[] {
+  return entries.map((raw) => {
+    const entry = raw.trim().toLowerCase().replace(/\.(?=:\d+$|$)/, ''); // `example.com.` is `example.com`
+    if (!HOST_ENTRY.test(entry)) throw new ConfigError(field, `${JSON.stringify(raw)} is not a host name (write it as in a Host header, e.g. api.example.com or api.example.com:8000)`);
+    return entry;
+  });
 }
 
-function envPick<T extends string>(env: Env, name: string, options: readonly T[]): T | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  if (!options.includes(raw as T)) throw new ConfigError(name, `must be one of ${options.join(', ')}, got ${JSON.stringify(raw)}`);
-  return raw as T;
-}
-
-const envStr = (env: Env, name: string) => (env[name] && env[name]!.trim() !== '' ? env[name]!.trim() : undefined);
-
-function readFileConfig(path: string | undefined, explicit: boolean): { path?: string; data: v.InferOutput<typeof fileSchema> } {
+function readFileConfig(path: string | undefined, explicit: boolean, sandboxProviders: SandboxProviderTable): { path?: string; data: FileConfig } {
   if (!path) return { data: {} };
   const full = resolve(path);
   if (!existsSync(full)) {
@@ -173,13 +166,13 @@ function readFileConfig(path: string | undefined, explicit: boolean): { path?: s
   } catch (err) {
     throw new ConfigError(full, `not valid JSON (${(err as Error).message})`);
   }
-  const parsed = parseWith(fileSchema, json);
+  const parsed = parseWith(fileSchemaFor(sandboxProviders), json);
   if (!parsed.ok) {
     const first = parsed.issues[0]!;
     const rest = parsed.issues.length > 1 ? ` (and ${parsed.issues.length - 1} more)` : '';
     throw new ConfigError(`${full}: ${first.path}`, first.message + rest);
   }
-  return { path: full, data: parsed.value };
+  return { path: full, data: parsed.value as FileConfig };
 }
 
 /** Each row's key and base URL, read through the variables the row names. */
@@ -205,9 +198,17 @@ function readModelEnv(env: Env, table: ModelProviderTable): Pick<Config, 'keys' 
  * `modelProviders` exists so a provider row can be added without editing lib/ (tests do); production
  * uses the built-in table.
  */
-export function loadConfig(flags: Flags = {}, env: Env = process.env, modelProviders: ModelProviderTable = BUILTIN_MODEL_PROVIDERS): Config {
+/** Provider tables to use instead of the built-in ones (a caller outside lib/ may add rows). */
+export interface ProviderTables {
+  modelProviders?: ModelProviderTable;
+  sandboxProviders?: SandboxProviderTable;
+}
+
+export function loadConfig(flags: Flags = {}, env: Env = process.env, tables: ProviderTables = {}): Config {
+  const modelProviders = tables.modelProviders ?? BUILTIN_MODEL_PROVIDERS;
+  const sandboxProviders: SandboxProviderTable = tables.sandboxProviders ?? BUILTIN_SANDBOX_PROVIDERS;
   const explicit = flags.config ?? envStr(env, 'SANDCASTER_CONFIG');
-  const { path: fileSource, data: file } = readFileConfig(explicit ?? 'sandcaster.json', explicit !== undefined);
+  const { path: fileSource, data: file } = readFileConfig(explicit ?? 'sandcaster.json', explicit !== undefined, sandboxProviders);
   if (file.provider !== undefined && !Object.hasOwn(modelProviders, file.provider)) {
     throw new ConfigError(`${fileSource}: provider`, `must be one of ${Object.keys(modelProviders).join(', ')}, got ${JSON.stringify(file.provider)}`);
   }
@@ -218,8 +219,16 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env, modelProvi
   const port = flags.port ?? envPort ?? envPlainPort ?? file.port ?? 8000;
   const { keys, baseUrls } = readModelEnv(env, modelProviders);
 
-  const e2bKey = envStr(env, 'E2B_API_KEY');
-  const configuredSandboxProviders: SandboxProviderName[] = e2bKey ? ['docker', 'e2b'] : ['docker'];
+  const sandboxNames = Object.keys(sandboxProviders);
+  const sandboxName = (field: string, name: string | undefined): string | undefined => {
+    if (name !== undefined && !sandboxNames.includes(name)) throw new ConfigError(field, `must be one of ${sandboxNames.join(', ')}, got ${JSON.stringify(name)}`);
+    return name;
+  };
+  const sandboxes = Object.fromEntries(
+    Object.entries(sandboxProviders).map(([name, row]) => [name, row.settings(file[name] as Record<string, unknown> | undefined, env)]),
+  ) as SandboxSettings;
+  const configuredSandboxProviders = sandboxNames.filter((name) => sandboxProviders[name]!.configured(sandboxes[name]));
+  for (const [i, name] of (file.composite?.allowedProviders ?? []).entries()) sandboxName(`${fileSource}: composite.allowedProviders[${i}]`, name);
   const composite = file.composite
     ? {
         maxSandboxes: file.composite.maxSandboxes ?? COMPOSITE_DEFAULTS.maxSandboxes,
@@ -230,6 +239,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env, modelProvi
     : undefined;
 
   const corsEnv = envStr(env, 'SANDCASTER_CORS_ORIGINS');
+  const hostsEnv = envStr(env, 'SANDCASTER_ALLOWED_HOSTS');
   return {
     host: flags.host ?? envStr(env, 'SANDCASTER_HOST') ?? file.host ?? '127.0.0.1',
     port,
@@ -241,37 +251,32 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env, modelProvi
     defaults: {
       model: file.model,
       provider: file.provider,
-      systemPrompt: file.systemPrompt ?? DEFAULT_SYSTEM_PROMPT,
+      // Extends the built-in prompt, never replaces it: the model must still learn about /workspace and the tools.
+      systemPrompt: file.systemPrompt?.trim() ? `${DEFAULT_SYSTEM_PROMPT}\n\n${file.systemPrompt}` : DEFAULT_SYSTEM_PROMPT,
       maxTurns: file.maxTurns ?? 50,
       timeout: file.timeout ?? 300,
       thinkingLevel: file.thinkingLevel ?? 'none',
       allowedTools: file.allowedTools,
       outputFormat: file.outputFormat,
-      sandboxProvider: envPick(env, 'SANDCASTER_SANDBOX_PROVIDER', SANDBOX_PROVIDERS) ?? file.sandboxProvider,
+      sandboxProvider: envPick(env, 'SANDCASTER_SANDBOX_PROVIDER', sandboxNames) ?? sandboxName(`${fileSource}: sandboxProvider`, file.sandboxProvider),
       composite,
       configuredSandboxProviders,
     },
-    docker: {
-      image: envStr(env, 'SANDCASTER_DOCKER_IMAGE') ?? file.docker?.image ?? 'python:3.12-slim',
-      memoryMb: file.docker?.memoryMb ?? 1024,
-      cpus: file.docker?.cpus ?? 1,
-      pidsLimit: file.docker?.pidsLimit ?? 256,
-      network: file.docker?.network ?? 'none',
-      user: file.docker?.user ?? '1000:1000',
-      readOnlyRootfs: file.docker?.readOnlyRootfs ?? false,
-      host: envStr(env, 'DOCKER_HOST'),
-    },
-    e2b: {
-      apiKey: e2bKey,
-      template: envStr(env, 'SANDCASTER_E2B_TEMPLATE') ?? file.e2b?.template ?? 'base',
-      allowInternetAccess: file.e2b?.allowInternetAccess ?? false,
-    },
+    sandboxProviders,
+    sandboxes,
     pricing: file.pricing ?? {},
     webhookSecret: envStr(env, 'SANDCASTER_E2B_WEBHOOK_SECRET'),
     db: envStr(env, 'SANDCASTER_DB') ?? file.db ?? './data/sandcaster.db',
     maxConcurrentRuns: envInt(env, 'SANDCASTER_MAX_CONCURRENT_RUNS', 1, 100_000) ?? file.maxConcurrentRuns ?? 32,
+    maxSandboxMemoryMb: envInt(env, 'SANDCASTER_MAX_SANDBOX_MEMORY_MB', 1, 1 << 30) ?? file.maxSandboxMemoryMb,
     shutdownGraceSeconds: envInt(env, 'SANDCASTER_SHUTDOWN_GRACE_SECONDS', 0, 3600) ?? file.shutdownGraceSeconds ?? 30,
     corsOrigins: corsEnv ? corsEnv.split(',').map((s) => s.trim()).filter(Boolean) : (file.corsOrigins ?? []),
+    allowedHosts: hostsEnv
+      ? allowedHosts('SANDCASTER_ALLOWED_HOSTS', hostsEnv.split(',').filter((h) => h.trim() !== ''))
+      : allowedHosts(`${fileSource}: allowedHosts`, file.allowedHosts ?? []),
+    maxConnections: envInt(env, 'SANDCASTER_MAX_CONNECTIONS', 1, 1_000_000) ?? file.maxConnections ?? 1024,
+    headersTimeoutSeconds: envInt(env, 'SANDCASTER_HEADERS_TIMEOUT_SECONDS', 1, 600) ?? file.headersTimeoutSeconds ?? 15,
+    bodyTimeoutSeconds: envInt(env, 'SANDCASTER_BODY_TIMEOUT_SECONDS', 1, 3600) ?? file.bodyTimeoutSeconds ?? 60,
     logLevel: envPick(env, 'LOG_LEVEL', LEVELS) ?? file.logLevel ?? 'info',
   };
 }

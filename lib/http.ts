@@ -1,4 +1,4 @@
-// JSON responses and the one error shape of the API (SPEC section 3).
+// JSON responses and the one error shape of the API: {"error": {"code", "message", "details"?, "hint"?}}. See docs/api.md#errors.
 import type { FieldIssue } from './validate.ts';
 
 export interface ErrorBody {
@@ -6,10 +6,18 @@ export interface ErrorBody {
 }
 
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
+  // A final newline: `curl` output ends cleanly, and line-oriented tools see one line per body.
+  return new Response(JSON.stringify(body) + '\n', {
     status,
     headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
   });
+}
+
+export function errorBody(code: string, message: string, extra: { details?: FieldIssue[]; hint?: string } = {}): ErrorBody {
+  const error: ErrorBody['error'] = { code, message };
+  if (extra.details?.length) error.details = extra.details;
+  if (extra.hint) error.hint = extra.hint;
+  return { error };
 }
 
 export function apiError(
@@ -18,10 +26,7 @@ export function apiError(
   message: string,
   extra: { details?: FieldIssue[]; hint?: string; headers?: Record<string, string> } = {},
 ): Response {
-  const error: ErrorBody['error'] = { code, message };
-  if (extra.details?.length) error.details = extra.details;
-  if (extra.hint) error.hint = extra.hint;
-  return json(status, { error }, extra.headers);
+  return json(status, errorBody(code, message, extra), extra.headers);
 }
 
 export const invalid = (details: FieldIssue[]) =>

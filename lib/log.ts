@@ -1,4 +1,4 @@
-// JSON-lines logger: one object per line on stdout, nothing else there (SPEC section 7).
+// JSON-lines logger: one object per line on stdout, nothing else there (docs/configuration.md#logs).
 // Callers pass fields, never secrets or file contents; `redact` is a last line of defence for known keys.
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';

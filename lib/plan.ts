@@ -4,7 +4,7 @@ import { COMPOSITE_DEFAULTS, type CompositeSettings, type Config } from './confi
 import type { ThinkingLevel } from './model.ts';
 import { providerForModel } from './model-providers.ts';
 import { resolveAlias } from './models.ts';
-import { SANDBOX_PROVIDERS, type SandboxProviderName } from './sandbox.ts';
+import type { SandboxProviderName } from './sandbox.ts';
 import type { QueryRequest, Upload } from './request.ts';
 import { BASE_TOOL_NAMES, COMPOSITE_TOOL_NAMES } from './tools.ts';
 import type { OutputFormat } from './structured.ts';
@@ -61,7 +61,7 @@ export function resolveComposite(
   file: CompositeSettings | undefined,
   req: QueryRequest['composite'],
   warnings: Warning[],
-  configured: SandboxProviderName[] = [...SANDBOX_PROVIDERS],
+  configured: SandboxProviderName[],
 ): CompositeSettings | undefined {
   if (!file && !req) return undefined;
   const base: CompositeSettings = file ?? { ...COMPOSITE_DEFAULTS, allowedProviders: configured, allowedTemplates: [] };
@@ -93,6 +93,14 @@ export function planRun(req: QueryRequest, config: Config): RunPlan | PlanError 
   const rows = config.modelProviders;
   if (req.provider !== undefined && !Object.hasOwn(rows, req.provider)) {
     return { status: 400, details: [{ path: 'provider', message: `must be one of ${Object.keys(rows).join(', ')}` }] };
+  }
+  const sandboxNames = Object.keys(config.sandboxProviders);
+  if (req.sandboxProvider !== undefined && !sandboxNames.includes(req.sandboxProvider)) {
+    return { status: 400, details: [{ path: 'sandboxProvider', message: `must be one of ${sandboxNames.join(', ')}` }] };
+  }
+  const badProvider = (req.composite?.allowedProviders ?? []).findIndex((p) => !sandboxNames.includes(p));
+  if (badProvider >= 0) {
+    return { status: 400, details: [{ path: `composite.allowedProviders[${badProvider}]`, message: `must be one of ${sandboxNames.join(', ')}` }] };
   }
   const chosen = chooseModel(req, config);
   if (!chosen) {

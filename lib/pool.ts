@@ -1,4 +1,4 @@
-// The sandboxes of one run: the primary `main` and, for composite runs, named secondaries (SPEC section 8).
+// The sandboxes of one run: the primary `main` and, for composite runs, named secondaries (docs/api.md#composite-runs).
 // Owns their whole lifecycle, so that every sandbox it ever started is destroyed exactly once, even one whose
 // creation was still under way when the run ended.
 import type { CompositeSettings } from './config.ts';
@@ -6,6 +6,8 @@ import type { StreamEvent } from './sse.ts';
 import { SandboxError, type Sandbox, type SandboxProvider, type SandboxProviderName } from './sandbox.ts';
 import { ToolFailure } from './tools.ts';
 import { log } from './log.ts';
+import type { SandboxMetrics } from './metrics.ts';
+import type { MemoryBudget, MemoryReservation } from './memory-budget.ts';
 
 export const MAIN = 'main';
 const NAME = /^[a-zA-Z0-9_-]{1,64}$/;
@@ -20,6 +22,11 @@ export interface PoolOptions {
   /** Called whenever a sandbox is created: its id, the primary's id and the number created so far. */
   onCreated(sandboxId: string, primaryId: string, count: number): void;
   composite?: CompositeSettings;
+  metrics?: SandboxMetrics;
+  /** Host memory shared by every sandbox in flight; secondaries reserve their share here. */
+  memory: MemoryBudget;
+  /** The primary's share, reserved at admission (before the stream started); released with the run. */
+  mainReservation?: MemoryReservation;
 }
 
 interface Member {
@@ -27,6 +34,7 @@ interface Member {
   provider: SandboxProviderName;
   image: string;
   sandbox: Sandbox;
+  reservation?: MemoryReservation;
 }
 
 export class SandboxPool {
@@ -46,7 +54,7 @@ export class SandboxPool {
   /** Creates the primary sandbox; rejects with SandboxError (or the abort reason). */
   async createMain(provider: SandboxProviderName): Promise<Sandbox> {
     const p = await this.opts.provider(provider);
-    const m = await this.track(MAIN, provider, p.defaultImage, p);
+    const m = await this.track(MAIN, provider, p.defaultImage, p, this.opts.mainReservation);
     if (!m) throw this.opts.signal.reason ?? new SandboxError('SANDBOX_ERROR', 'the run ended before its sandbox was ready');
     return m.sandbox;
   }
@@ -79,6 +87,7 @@ export class SandboxPool {
     this.spawns++;
     let p: SandboxProvider;
     let image: string;
+    let reservation: MemoryReservation | undefined;
     try {
       p = await this.opts.provider(chosen).catch((err: Error) => {
         throw new ToolFailure(`provider "${chosen}" is not usable: ${err.message}`);
@@ -90,6 +99,10 @@ export class SandboxPool {
         throw new ToolFailure(`template "${image}" is not allowed; allowed: ${[p.defaultImage, ...c.allowedTemplates].join(', ')}`);
       }
       if (this.closed) throw new ToolFailure('the run is ending; no sandbox was spawned');
+      reservation = this.opts.memory.tryReserve(p.reservedMemoryMb?.(image) ?? 0);
+      if (!reservation) {
+        throw new ToolFailure(`not enough sandbox memory on this server for another sandbox (${this.opts.memory.usedMb} of ${this.opts.memory.limit} MiB held); kill one first`);
+      }
     } catch (err) {
       this.spawns--; // a refused call does not count toward maxTotalSpawns
       throw err;
@@ -98,15 +111,19 @@ export class SandboxPool {
     }
     let m: Member | undefined;
     try {
-      m = await this.track(name, chosen, image, p);
+      m = await this.track(name, chosen, image, p, reservation);
     } catch (err) {
+      reservation.release();
       // A secondary that cannot be created is the model's problem to handle, not the end of the run.
       if (err instanceof SandboxError && !this.opts.signal.aborted) {
         throw new ToolFailure(`sandbox "${name}" could not be created: ${err.message}${err.hint ? ` (${err.hint})` : ''}`);
       }
       throw err;
     }
-    if (!m) throw new ToolFailure('the run is ending; no sandbox was spawned');
+    if (!m) {
+      reservation.release();
+      throw new ToolFailure('the run is ending; no sandbox was spawned');
+    }
     return m;
   }
 
@@ -135,9 +152,10 @@ export class SandboxPool {
     await Promise.all([...all.filter((m) => m.name !== MAIN).map((m) => this.destroy(m)), ...[...this.destroying].map((d) => d.catch(() => {}))]);
     const main = all.find((m) => m.name === MAIN);
     if (main) await this.destroy(main);
+    this.opts.mainReservation?.release(); // also when main was never created
   }
 
-  private track(name: string, provider: SandboxProviderName, image: string, p: SandboxProvider): Promise<Member | undefined> {
+  private track(name: string, provider: SandboxProviderName, image: string, p: SandboxProvider, reservation?: MemoryReservation): Promise<Member | undefined> {
     const created = (async () => {
       const started = Date.now();
       const sandbox = await p.create({
@@ -147,7 +165,8 @@ export class SandboxPool {
         timeoutSecs: this.opts.timeoutSecs,
         signal: this.opts.signal,
       });
-      const m: Member = { name, provider, image, sandbox };
+      this.opts.metrics?.sandboxCreated(provider, (Date.now() - started) / 1000);
+      const m: Member = { name, provider, image, sandbox, reservation };
       if (this.closed) {
         await this.destroy(m, false); // the run ended while we were creating it
         return undefined;
@@ -168,12 +187,16 @@ export class SandboxPool {
     const started = Date.now();
     try {
       await m.sandbox.destroy();
+      this.opts.metrics?.sandboxDestroyed(m.provider, (Date.now() - started) / 1000, true);
     } catch (err) {
+      this.opts.metrics?.sandboxDestroyed(m.provider, (Date.now() - started) / 1000, false);
+      m.reservation?.release(); // what is left is the reaper's; the budget counts live runs' sandboxes
       // Not announced as destroyed: it is labelled with this instance, so the reaper removes it later.
       log.error('sandbox destroy failed; the reaper will retry', { runId: this.opts.runId, sandboxId: m.sandbox.id, error: err });
       if (announce) this.opts.emit({ type: 'warning', code: 'SANDBOX_CLEANUP_FAILED', content: `sandbox ${m.name} could not be destroyed now (${(err as Error).message}); it will be reaped` });
       return;
     }
+    m.reservation?.release();
     log.info('sandbox destroyed', { runId: this.opts.runId, sandbox: m.name, sandboxId: m.sandbox.id, durationMs: Date.now() - started });
     if (announce) this.opts.emit({ type: 'system', subtype: 'sandbox_destroyed', content: `sandbox ${m.name} destroyed`, sandbox: m.name, sandboxId: m.sandbox.id });
   }

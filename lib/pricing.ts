@@ -1,4 +1,4 @@
-// Cost accounting (SPEC section 5): USD per million tokens, per model id.
+// Cost accounting (docs/configuration.md#pricing): USD per million tokens, per model id.
 // Built-in figures are the providers' published list prices when this table was written (standard tier,
 // short-context rates); operators override or extend them with `pricing` in sandcaster.json.
 import * as v from 'valibot';

@@ -5,12 +5,24 @@ import type { Config } from './config.ts';
 import type { ModelApiLoader, ModelClient } from './model.ts';
 import type { SandboxProvider, SandboxProviderName } from './sandbox.ts';
 
+/** A provider module: creates the backend from the settings its row resolved. */
+export interface SandboxModule<S = any> {
+  createProvider(settings: S): SandboxProvider;
+}
+export type SandboxModuleLoader<S = any> = () => Promise<SandboxModule<S>>;
+
 export interface Registry {
   sandboxProvider(name: SandboxProviderName): Promise<SandboxProvider>;
   /** The client of a provider of `config.modelProviders`; rejects when it has no key or its API no module. */
   modelClient(provider: string): Promise<ModelClient>;
-  /** The backend for a run (SPEC section 6: request > env > file > e2b if keyed > docker if it answers), or undefined. */
+  /**
+   * The backend for a run: the request's choice > SANDCASTER_SANDBOX_PROVIDER > sandcaster.json > the first row
+   * of the table that picks itself (E2B when keyed, then Docker when it answers); undefined when none is usable
+   * (docs/configuration.md#choosing-a-sandbox-provider).
+   */
   chooseSandboxProvider(requested: SandboxProviderName | undefined): Promise<SandboxProviderName | undefined>;
+  /** What to tell an operator when `name` (or, without a name, every automatic choice) was not usable. */
+  notUsableHint(name?: SandboxProviderName): string;
   /** Backends already created (for the reaper). */
   loadedSandboxProviders(): SandboxProvider[];
 }
@@ -19,6 +31,8 @@ export interface Registry {
 export interface RegistryParts {
   /** The module of each wire API named in the model-provider table, loaded on first use. */
   modelApis: Readonly<Record<string, ModelApiLoader>>;
+  /** The module of each sandbox-provider row, loaded on first use (the e2b SDK only when E2B is used). */
+  sandboxModules: Readonly<Record<string, SandboxModuleLoader>>;
 }
 
 /**
@@ -42,13 +56,13 @@ export function createRegistry(config: Config, parts: RegistryParts): Registry {
     let p = sandboxes.get(name);
     if (!p) {
       p = (async () => {
-        const provider =
-          name === 'docker'
-            ? (await import('../providers/docker.ts')).createDockerProvider(config.docker)
-            : (await import('../providers/e2b.ts')).createE2bProvider(config.e2b);
+        const load = Object.hasOwn(parts.sandboxModules, name) ? parts.sandboxModules[name] : undefined;
+        if (!load || !Object.hasOwn(config.sandboxProviders, name)) throw new Error(`unknown sandbox provider ${name}`);
+        const provider = (await load()).createProvider(config.sandboxes[name]);
         loaded.set(name, provider);
         return provider;
       })();
+      p.catch(() => sandboxes.delete(name)); // a failed load is retried by the next caller
       sandboxes.set(name, p);
     }
     return p;
@@ -84,13 +98,27 @@ export function createRegistry(config: Config, parts: RegistryParts): Registry {
       return c;
     },
     async chooseSandboxProvider(requested) {
+      const rows = config.sandboxProviders;
       const explicit = requested ?? config.defaults.sandboxProvider;
-      // An explicit Docker choice is not pinged: if the engine is down, the run itself ends with
-      // SANDBOX_ERROR and a hint (issue 4). E2B without a key is a configuration problem (503).
-      if (explicit === 'docker') return explicit;
-      if (explicit) return (await usable(explicit)) ? explicit : undefined;
-      if (config.e2b.apiKey) return 'e2b';
-      return (await usable('docker')) ? 'docker' : undefined;
+      if (explicit !== undefined) {
+        const row = Object.hasOwn(rows, explicit) ? rows[explicit] : undefined;
+        if (!row) return undefined;
+        // A trusted explicit choice is not pinged: a backend that is down ends the run with SANDBOX_ERROR and
+        // a hint. Others must be configured and answer, else it is a configuration problem (503).
+        if (row.trustExplicitChoice) return explicit;
+        return row.configured(config.sandboxes[explicit]) && (await usable(explicit)) ? explicit : undefined;
+      }
+      for (const [name, row] of Object.entries(rows)) {
+        if (row.auto === 'never' || !row.configured(config.sandboxes[name])) continue;
+        if (row.auto === 'configured' || (await usable(name))) return name;
+      }
+      return undefined;
+    },
+    /** The hint for a backend that was chosen but is not usable. */
+    notUsableHint(name) {
+      const rows = config.sandboxProviders;
+      if (name !== undefined) return Object.hasOwn(rows, name) ? rows[name]!.notUsableHint : `unknown sandbox provider ${name}`;
+      return Object.values(rows).filter((r) => r.auto !== 'never').map((r) => r.notUsableHint).join(', or ');
     },
     loadedSandboxProviders: () => [...loaded.values()],
   };

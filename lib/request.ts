@@ -1,8 +1,7 @@
-// POST /query body: schema (SPEC section 3) and its normalised form.
+// POST /query body: schema (docs/api.md#request-body) and its normalised form.
 import { posix } from 'node:path';
 import * as v from 'valibot';
 import { MODEL_PROVIDERS, THINKING_LEVELS, compositeSchema } from './config.ts';
-import { SANDBOX_PROVIDERS } from './sandbox.ts';
 import { ALL_TOOL_NAMES } from './tools.ts';
 import { outputFormatSchema } from './structured.ts';
 import { parseWith, type FieldIssue } from './validate.ts';
@@ -42,7 +41,7 @@ export const querySchema = v.strictObject({
   allowedTools: v.optional(v.array(v.picklist(ALL_TOOL_NAMES, `must be one of ${ALL_TOOL_NAMES.join(', ')}`))),
   systemPrompt: v.optional(v.pipe(v.string(), v.maxLength(1_000_000))),
   thinkingLevel: v.optional(v.picklist(THINKING_LEVELS)),
-  sandboxProvider: v.optional(v.picklist(SANDBOX_PROVIDERS)),
+  sandboxProvider: v.optional(v.pipe(v.string(), v.nonEmpty('must not be empty'), v.maxLength(64, 'must be a provider name'))), // checked against the table by planRun
   composite: v.optional(compositeSchema),
   // What a client disconnect does to the run: "cancel" it (default), or let it "continue" (reattach with
   // GET /runs/:id/events). `detach: true` answers 202 at once and implies "continue".

@@ -1,4 +1,4 @@
-// One run, start to end: record it, create its sandbox, place the uploads, run the agent, send the
+// One run, start to end (docs/architecture.md#run-lifecycle): record it, create its sandbox, place the uploads, run the agent, send the
 // artifacts, destroy every sandbox, then end its event log with exactly one terminal event (stored together
 // with the row's final update). Whatever stops it (model error, sandbox loss, timeout, cancel, disconnect,
 // shutdown, storage failing for too long) goes through the same `finally`, so no path can skip the destroy.
@@ -14,6 +14,8 @@ import type { Config } from './config.ts';
 import type { EventLogs } from './event-log.ts';
 import type { RunManager } from './inflight.ts';
 import { log } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import type { MemoryBudget, MemoryReservation } from './memory-budget.ts';
 import { ModelError, emptyUsage, type Usage } from './model.ts';
 import type { RunPlan } from './plan.ts';
 import { SandboxPool } from './pool.ts';
@@ -31,6 +33,8 @@ export interface AppContext {
   registry: Registry;
   runs: RunManager;
   events: EventLogs;
+  metrics: Metrics;
+  memory: MemoryBudget;
 }
 
 interface Terminal {
@@ -85,7 +89,7 @@ export type StartResult = { ok: true; run: StartedRun } | { ok: false; code: 'ST
  * Records a run and starts it in the background; its events go to its log (`app.events`), readable at once
  * with `app.events.subscribe(run.id, 0)`. Fails only when the run cannot be recorded: then nothing was made.
  */
-export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string): StartResult {
+export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string, memory?: MemoryReservation): StartResult {
   const runId = newRunId(app.store.instanceId);
   const started = Date.now();
   const controller = new AbortController();
@@ -97,6 +101,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
   } catch (err) {
     // Nothing was created yet: refuse the run rather than run it unrecorded.
     log.error('could not record the run', { runId, error: err });
+    memory?.release();
     return {
       ok: false,
       code: 'STORAGE_ERROR',
@@ -109,6 +114,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
   };
   const events = app.events.open(runId, () => abort(new RunAbort('STORAGE_ERROR', "the database has refused this run's events for too long; the run was stopped so its log stays bounded in memory")));
   log.info('run started', { runId, model: plan.model, provider: plan.provider, sandboxProvider, requestId });
+  app.metrics.runStarted(plan.provider, sandboxProvider);
   events.append({ type: 'system', subtype: 'run_started', content: `run ${runId} started`, runId, model: plan.model, provider: plan.provider, sandboxProvider });
 
   const done = execute().catch((err) => {
@@ -139,6 +145,9 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
         app.events.writer.write({ kind: 'sandbox', id: runId, sandboxId: primaryId, sandboxCount: count }); // in order with the events
       },
       composite: plan.composite,
+      metrics: app.metrics,
+      memory: app.memory,
+      mainReservation: memory,
     });
 
     for (const w of plan.warnings) emit({ type: 'warning', ...w });
@@ -155,7 +164,9 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
       const result = await raceAbort(
         (async (): Promise<AgentResult> => {
           const main = await pool.createMain(sandboxProvider);
-          for (const f of plan.files) await main.writeFile(posix.join(WORKSPACE, f.path), f.bytes);
+          const uploads = plan.files.map((f) => ({ path: posix.join(WORKSPACE, f.path), data: f.bytes }));
+          if (main.place) await main.place(uploads, { signal });
+          else for (const u of uploads) await main.writeFile(u.path, u.data, { signal });
           const baseline = await takeBaseline(main);
           const ctx: ToolContext = {
             sandbox: (name) => pool.get(name),
@@ -228,6 +239,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     // first, the next start closes the row as INTERRUPTED.
     await events.end(terminal.event, { kind: 'finish', id: runId, end, completedAt });
     log.info('run ended', { runId, status: terminal.status, errorCode: terminal.errorCode ?? undefined, numTurns, ...usage, costUsd, durationSecs, sandboxCount: pool.createdCount });
+    app.metrics.runEnded({ status: terminal.status, errorCode: terminal.errorCode, durationSecs, model: plan.model, usage, costUsd });
   }
 
   return {

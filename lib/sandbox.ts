@@ -1,8 +1,8 @@
-// The interface every sandbox backend implements (providers/docker.ts, providers/e2b.ts).
+// The interface every sandbox backend implements (providers/docker/, providers/e2b.ts).
 // Only tool calls run in a sandbox; the agent loop and every secret stay in the server process.
 
-export type SandboxProviderName = 'docker' | 'e2b';
-export const SANDBOX_PROVIDERS: readonly SandboxProviderName[] = ['docker', 'e2b'];
+/** A row name of the sandbox-provider table in use (lib/sandbox-providers.ts; callers may add rows). */
+export type SandboxProviderName = string;
 
 /** Working directory of every command and the root that uploads and artifacts are relative to. */
 export const WORKSPACE = '/workspace';
@@ -34,17 +34,40 @@ export interface FileEntry {
   mtimeMs: number;
 }
 
+/** A file the server places before the agent starts (uploads): a path under WORKSPACE it has checked. */
+export interface PlacedFile {
+  path: string;
+  data: Uint8Array;
+}
+
+/**
+ * File operations act with the sandbox user's rights, exactly as a command would: what that user cannot
+ * write or read is a PERMISSION_DENIED rejection, never a write made with more rights. Every failure caused
+ * inside a live sandbox (a path, rights, a full disk, a missing utility) is one of the path codes below,
+ * which the agent sees as a tool error; only SANDBOX_LOST / SANDBOX_ERROR mean the sandbox or engine failed.
+ */
 export interface Sandbox {
   /** Provider-level id (container id, E2B sandbox id). */
   readonly id: string;
   readonly provider: SandboxProviderName;
   exec(command: string, opts: ExecOptions): Promise<ExecResult>;
-  /** Absolute path; parent folders are created; the file ends up owned by the sandbox user. */
-  writeFile(path: string, data: Uint8Array): Promise<void>;
-  /** Absolute path. Rejects with SandboxError code FILE_NOT_FOUND / IS_A_DIRECTORY when it cannot be read as a file, FILE_TOO_LARGE past maxBytes. */
-  readFile(path: string, opts?: { maxBytes?: number }): Promise<Uint8Array>;
-  /** Everything under an absolute folder, recursively (entries inside it, not the folder itself). */
-  list(path: string): Promise<FileEntry[]>;
+  /** Absolute path; parent folders are created; the file ends up owned by the sandbox user. Aborting the signal stops it and rejects with the signal's reason. */
+  writeFile(path: string, data: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Absolute path. Rejects with SandboxError code FILE_NOT_FOUND / IS_A_DIRECTORY / PERMISSION_DENIED when it
+   * cannot be read as a file, FILE_TOO_LARGE past maxBytes. Aborting the signal stops it and rejects with the signal's reason.
+   */
+  readFile(path: string, opts?: { maxBytes?: number; signal?: AbortSignal }): Promise<Uint8Array>;
+  /**
+   * Everything under an absolute folder, recursively (entries inside it, not the folder itself). Costs time per
+   * entry, never per byte of file content. Aborting the signal stops it and rejects with the signal's reason.
+   */
+  list(path: string, opts?: { signal?: AbortSignal }): Promise<FileEntry[]>;
+  /**
+   * Optional fast path for files the server places before the agent starts (one transfer for all of them).
+   * Without it, the server calls writeFile for each.
+   */
+  place?(files: PlacedFile[], opts?: { signal?: AbortSignal }): Promise<void>;
   /** Idempotent; never throws for a sandbox that is already gone. */
   destroy(): Promise<void>;
 }
@@ -66,11 +89,32 @@ export interface SandboxProvider {
   /** True when this backend can be used right now (engine answers / key set). Never throws. */
   available(): Promise<boolean>;
   create(opts: CreateOptions): Promise<Sandbox>;
-  /** Destroys sandboxes labelled with this instance whose run id is not in `keepRunIds`; returns how many. */
+  /**
+   * Destroys sandboxes labelled with this instance whose run id is not in `keepRunIds`; returns how many. One
+   * sandbox that cannot be removed does not stop the others (it is logged and tried again next round).
+   */
   reap(instanceId: string, keepRunIds: ReadonlySet<string>): Promise<number>;
+  /** Host memory (MiB) one sandbox of this image may hold at most, storage kept in memory included; for admission by memory. */
+  reservedMemoryMb?(image?: string): number;
+  /** Memory (MiB) of the host that runs the sandboxes, as the backend reports it; undefined when unknown. */
+  hostMemoryMb?(): Promise<number | undefined>;
 }
 
-export type SandboxErrorCode = 'SANDBOX_ERROR' | 'SANDBOX_LOST' | 'FILE_NOT_FOUND' | 'IS_A_DIRECTORY' | 'FILE_TOO_LARGE';
+/**
+ * SANDBOX_ERROR and SANDBOX_LOST end the run (engine or sandbox failed). Every other code is about one path or
+ * operation inside a live sandbox and is a tool error the agent sees: PERMISSION_DENIED (rights, read-only
+ * file system), NO_SPACE (the sandbox's storage is full), FILE_ERROR (anything else, e.g. a utility missing
+ * from the image, said in the message).
+ */
+export type SandboxErrorCode =
+  | 'SANDBOX_ERROR'
+  | 'SANDBOX_LOST'
+  | 'FILE_NOT_FOUND'
+  | 'IS_A_DIRECTORY'
+  | 'FILE_TOO_LARGE'
+  | 'PERMISSION_DENIED'
+  | 'NO_SPACE'
+  | 'FILE_ERROR';
 
 /** Every provider failure is one of these, so the run can map it to a terminal `error` event. */
 export class SandboxError extends Error {
@@ -85,7 +129,7 @@ export class SandboxError extends Error {
   }
 }
 
-/** `docker` block of sandcaster.json, resolved with defaults (lib/config.ts). */
+/** `docker` block of sandcaster.json, resolved with defaults (lib/sandbox-providers.ts). */
 export interface DockerSettings {
   image: string;
   memoryMb: number;
@@ -94,12 +138,14 @@ export interface DockerSettings {
   network: 'none' | 'bridge';
   /** "uid:gid" the tools run as; owns /workspace. */
   user: string;
+  /** Total writable storage of one sandbox in MiB (workspace, /tmp, /dev/shm, root layer). */
+  diskMb: number;
   readOnlyRootfs: boolean;
   /** Engine address from DOCKER_HOST (unix://, tcp://, http(s)://); undefined = the local socket. */
   host?: string;
 }
 
-/** `e2b` block of sandcaster.json plus env, resolved (lib/config.ts). The key never reaches a sandbox. */
+/** `e2b` block of sandcaster.json plus env, resolved (lib/sandbox-providers.ts). The key never reaches a sandbox. */
 export interface E2bSettings {
   apiKey?: string;
   template: string;

@@ -1,4 +1,5 @@
-// Server-Sent Events: how one event is framed, and the writer that carries a run's frames to one reader.
+// Server-Sent Events (docs/api.md#event-stream): how one event is framed, and the writer that carries a
+// run's frames to one reader.
 //
 // A frame is `id: <n>`, `event: <type>`, `data: <one-line JSON with the same type>`, blank line; a `: ping`
 // comment goes out after 15 s of silence. Frames are made once per event by the run's log (lib/event-log.ts);
@@ -17,7 +18,7 @@ const REPLAY_QUEUE_BYTES = 512 * 1024;
 const enc = new TextEncoder();
 const PING = enc.encode(': ping\n\n');
 
-/** The error a dropped reader sees; the HTTP adapter then closes the connection. */
+/** The error a dropped reader sees; the HTTP adapter logs it and closes the connection. */
 export class SlowReaderError extends Error {
   constructor(readonly bufferedBytes: number) {
     super(`the reader fell more than ${MAX_BUFFERED_BYTES} bytes behind and was dropped`);

@@ -1,6 +1,6 @@
-// Run history in SQLite (WAL), this instance only. Also keeps the instance id, so sandboxes labelled by a
-// previous process on the same file can be recognised and reaped, and every run's event log (stored in
-// batches: one row holds the SSE frames of one tick of one run, exactly as they were sent).
+// Run history in SQLite (WAL), this instance only (docs/api.md#run-records). Also keeps the instance id,
+// so sandboxes labelled by a previous process on the same file can be recognised and reaped, and every
+// run's event log (one row holds a batch of a run's SSE frames, exactly as they were sent).
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';

@@ -1,4 +1,4 @@
-// Structured output (SPEC section 5): the final answer must validate against a JSON Schema.
+// Structured output (docs/api.md#structured-output): the final answer must validate against a JSON Schema.
 // Ajv is the validator; draft-07 (and older-style) schemas use Ajv, `$schema` 2020-12/2019-09 the matching class.
 import * as v from 'valibot';
 import { createRequire } from 'node:module';

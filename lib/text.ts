@@ -2,7 +2,7 @@
 
 export const MAX_TOOL_RESULT_CHARS = 30_000;
 
-/** Past `max` chars keep the first and last half around a line saying how much was left out (SPEC section 4). */
+/** Past `max` chars keep the first and last half around a line saying how much was left out (docs/api.md#event-types). */
 export function truncateMiddle(text: string, max = MAX_TOOL_RESULT_CHARS): string {
   if (text.length <= max) return text;
   const half = Math.floor(max / 2);

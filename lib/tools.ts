@@ -1,6 +1,7 @@
-// The agent's tools (SPEC section 5). Each runs inside a sandbox through the Sandbox interface;
+// The agent's tools (docs/api.md#tools). Each runs inside a sandbox through the Sandbox interface;
 // a failure is returned as an error result the model sees, never thrown past the agent loop.
 import { posix } from 'node:path';
+import { toJsonSchema } from '@valibot/to-json-schema';
 import * as v from 'valibot';
 import type { ToolSpec } from './model.ts';
 import { SandboxError, WORKSPACE, type Sandbox } from './sandbox.ts';
@@ -30,12 +31,41 @@ export interface ToolContext {
   signal: AbortSignal;
 }
 
+/** A tool as the agent loop sees it; build one with `defineTool`, which types `run` from the schema. */
 export interface ToolDef {
   spec: ToolSpec;
   schema: v.GenericSchema;
-  /** Which sandbox an event for this call names. */
+  /** Which sandbox an event for this call names (from the raw, unvalidated input). */
   sandboxOf(input: Record<string, unknown>): string;
-  run(input: any, ctx: ToolContext): Promise<ToolOutcome>;
+  run(input: unknown, ctx: ToolContext): Promise<ToolOutcome>;
+}
+
+/**
+ * Describes a tool once: its valibot input schema is what validates the model's input, what types `run`'s
+ * input, and (converted to JSON Schema, descriptions included) what the model is shown.
+ *
+ * @example
+ * const echo = defineTool({
+ *   name: 'echo',
+ *   description: 'Echo a text.',
+ *   input: v.object({ text: v.pipe(v.string(), v.description('What to echo.')) }),
+ *   run: async ({ text }) => ({ content: text, isError: false }),
+ * });
+ */
+export function defineTool<S extends v.ObjectSchema<v.ObjectEntries, v.ErrorMessage<v.ObjectIssue> | undefined>>(d: {
+  name: string;
+  description: string;
+  input: S;
+  sandboxOf?: (input: Record<string, unknown>) => string;
+  run(input: v.InferOutput<S>, ctx: ToolContext): Promise<ToolOutcome>;
+}): ToolDef {
+  const { $schema: _, ...inputSchema } = toJsonSchema(d.input, { errorMode: 'ignore' }) as Record<string, unknown>;
+  return {
+    spec: { name: d.name, description: d.description, inputSchema: { ...inputSchema, additionalProperties: false } },
+    schema: d.input,
+    sandboxOf: d.sandboxOf ?? (() => 'main'),
+    run: (input, ctx) => d.run(input as v.InferOutput<S>, ctx),
+  };
 }
 
 /** A refusal the model should see as a tool error (bad path, limit reached, ...). */
@@ -46,17 +76,8 @@ export function sandboxPath(path: string): string {
   return posix.resolve(WORKSPACE, path);
 }
 
-const str = (desc: string) => ({ type: 'string', description: desc });
-const intProp = (desc: string) => ({ type: 'integer', description: desc });
-const objectSchema = (properties: Record<string, unknown>, required: string[]) => ({
-  type: 'object',
-  properties,
-  required,
-  additionalProperties: false,
-});
-
-const pathString = v.pipe(v.string(), v.nonEmpty('must not be empty'));
-const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1));
+const pathString = (description: string) => v.pipe(v.string(), v.nonEmpty('must not be empty'), v.description(description));
+const positiveInt = (description: string) => v.pipe(v.number(), v.integer(), v.minValue(1), v.description(description));
 
 /** Runs a shell command with the given timeout (capped by the run's remaining time) and formats the result. */
 export async function runCommand(sandbox: Sandbox, command: string, timeoutSeconds: number | undefined, ctx: ToolContext): Promise<ToolOutcome> {
@@ -74,8 +95,8 @@ export async function runCommand(sandbox: Sandbox, command: string, timeoutSecon
   return { content: truncateMiddle(parts.join('\n')), isError: r.timedOut || r.exitCode !== 0, exitCode: r.exitCode };
 }
 
-async function readText(sandbox: Sandbox, path: string): Promise<string> {
-  const bytes = await sandbox.readFile(path, { maxBytes: MAX_READ_BYTES });
+async function readText(sandbox: Sandbox, path: string, signal: AbortSignal): Promise<string> {
+  const bytes = await sandbox.readFile(path, { maxBytes: MAX_READ_BYTES, signal });
   const text = decodeText(bytes);
   if (text === null) throw new ToolFailure(`${path} is a binary file (${bytes.length} bytes); not shown`);
   return text;
@@ -99,93 +120,77 @@ async function exclusive<T>(sandbox: Sandbox, path: string, fn: () => Promise<T>
 }
 
 export const BASE_TOOLS: Record<(typeof BASE_TOOL_NAMES)[number], ToolDef> = {
-  bash: {
-    spec: {
-      name: 'bash',
-      description:
-        'Run a shell command (sh -c) in the sandbox, working directory /workspace. Returns stdout, stderr and the exit code. ' +
-        `Default timeout ${DEFAULT_COMMAND_TIMEOUT_S}s; on timeout the command and its children are killed.`,
-      inputSchema: objectSchema(
-        { command: str('The command line to run.'), timeoutSeconds: intProp(`Timeout in seconds (default ${DEFAULT_COMMAND_TIMEOUT_S}).`) },
-        ['command'],
-      ),
-    },
-    schema: v.object({ command: pathString, timeoutSeconds: v.optional(positiveInt) }),
-    sandboxOf: () => 'main',
-    run: (input: { command: string; timeoutSeconds?: number }, ctx) => runCommand(ctx.sandbox('main'), input.command, input.timeoutSeconds, ctx),
-  },
-  read_file: {
-    spec: {
-      name: 'read_file',
-      description: 'Read a text file. Relative paths are under /workspace. offset is the first line (1-based), limit the number of lines.',
-      inputSchema: objectSchema({ path: str('File path.'), offset: intProp('First line, 1-based.'), limit: intProp('Number of lines.') }, ['path']),
-    },
-    schema: v.object({ path: pathString, offset: v.optional(positiveInt), limit: v.optional(positiveInt) }),
-    sandboxOf: () => 'main',
-    async run(input: { path: string; offset?: number; limit?: number }, ctx) {
-      const text = await readText(ctx.sandbox('main'), sandboxPath(input.path));
+  bash: defineTool({
+    name: 'bash',
+    description:
+      'Run a shell command (sh -c) in the sandbox, working directory /workspace. Returns stdout, stderr and the exit code. ' +
+      `Default timeout ${DEFAULT_COMMAND_TIMEOUT_S}s; on timeout the command and its children are killed.`,
+    input: v.object({
+      command: pathString('The command line to run.'),
+      timeoutSeconds: v.optional(positiveInt(`Timeout in seconds (default ${DEFAULT_COMMAND_TIMEOUT_S}).`)),
+    }),
+    run: (input, ctx) => runCommand(ctx.sandbox('main'), input.command, input.timeoutSeconds, ctx),
+  }),
+  read_file: defineTool({
+    name: 'read_file',
+    description: 'Read a text file. Relative paths are under /workspace. offset is the first line (1-based), limit the number of lines.',
+    input: v.object({ path: pathString('File path.'), offset: v.optional(positiveInt('First line, 1-based.')), limit: v.optional(positiveInt('Number of lines.')) }),
+    async run(input, ctx) {
+      const text = await readText(ctx.sandbox('main'), sandboxPath(input.path), ctx.signal);
       if (input.offset === undefined && input.limit === undefined) return { content: truncateMiddle(text), isError: false };
       const lines = text.split('\n');
       const start = (input.offset ?? 1) - 1;
       const slice = lines.slice(start, input.limit === undefined ? undefined : start + input.limit);
       return { content: truncateMiddle(slice.join('\n')), isError: false };
     },
-  },
-  write_file: {
-    spec: {
-      name: 'write_file',
-      description: 'Create or overwrite a text file (parent folders are created). Relative paths are under /workspace.',
-      inputSchema: objectSchema({ path: str('File path.'), content: str('The full new content.') }, ['path', 'content']),
-    },
-    schema: v.object({ path: pathString, content: v.string() }),
-    sandboxOf: () => 'main',
-    async run(input: { path: string; content: string }, ctx) {
+  }),
+  write_file: defineTool({
+    name: 'write_file',
+    description: 'Create or overwrite a text file (parent folders are created). Relative paths are under /workspace.',
+    input: v.object({ path: pathString('File path.'), content: v.pipe(v.string(), v.description('The full new content.')) }),
+    async run(input, ctx) {
       const path = sandboxPath(input.path);
       const bytes = enc.encode(input.content);
       const sandbox = ctx.sandbox('main');
-      await exclusive(sandbox, path, () => sandbox.writeFile(path, bytes));
+      await exclusive(sandbox, path, () => sandbox.writeFile(path, bytes, { signal: ctx.signal }));
       return { content: `wrote ${bytes.length} bytes to ${path}`, isError: false };
     },
-  },
-  edit_file: {
-    spec: {
-      name: 'edit_file',
-      description: 'Replace one exact, unique occurrence of oldText with newText in a file. Fails if oldText is missing or occurs more than once.',
-      inputSchema: objectSchema({ path: str('File path.'), oldText: str('Exact text to replace.'), newText: str('Replacement.') }, ['path', 'oldText', 'newText']),
-    },
-    schema: v.object({ path: pathString, oldText: v.pipe(v.string(), v.nonEmpty('must not be empty')), newText: v.string() }),
-    sandboxOf: () => 'main',
-    async run(input: { path: string; oldText: string; newText: string }, ctx) {
+  }),
+  edit_file: defineTool({
+    name: 'edit_file',
+    description: 'Replace one exact, unique occurrence of oldText with newText in a file. Fails if oldText is missing or occurs more than once.',
+    input: v.object({
+      path: pathString('File path.'),
+      oldText: pathString('Exact text to replace.'),
+      newText: v.pipe(v.string(), v.description('Replacement.')),
+    }),
+    async run(input, ctx) {
       const sandbox = ctx.sandbox('main');
       const path = sandboxPath(input.path);
       return exclusive(sandbox, path, async () => {
-        const text = await readText(sandbox, path);
+        const text = await readText(sandbox, path, ctx.signal);
         const first = text.indexOf(input.oldText);
         if (first < 0) throw new ToolFailure(`oldText was not found in ${path}`);
         if (text.indexOf(input.oldText, first + 1) >= 0) throw new ToolFailure(`oldText occurs more than once in ${path}; include more context to make it unique`);
         const next = text.slice(0, first) + input.newText + text.slice(first + input.oldText.length);
-        await sandbox.writeFile(path, enc.encode(next));
+        await sandbox.writeFile(path, enc.encode(next), { signal: ctx.signal });
         return { content: `edited ${path}`, isError: false };
       });
     },
-  },
-  list_files: {
-    spec: {
-      name: 'list_files',
-      description: 'List files and folders under a folder (default /workspace), recursively, with types and sizes.',
-      inputSchema: objectSchema({ path: str('Folder path (default /workspace).') }, []),
-    },
-    schema: v.object({ path: v.optional(pathString) }),
-    sandboxOf: () => 'main',
-    async run(input: { path?: string }, ctx) {
+  }),
+  list_files: defineTool({
+    name: 'list_files',
+    description: 'List files and folders under a folder (default /workspace), recursively, with types and sizes.',
+    input: v.object({ path: v.optional(pathString('Folder path (default /workspace).')) }),
+    async run(input, ctx) {
       const root = sandboxPath(input.path ?? '.');
-      const entries = (await ctx.sandbox('main').list(root)).sort((a, b) => a.path.localeCompare(b.path));
+      const entries = (await ctx.sandbox('main').list(root, { signal: ctx.signal })).sort((a, b) => a.path.localeCompare(b.path));
       if (entries.length === 0) return { content: `${root} is empty`, isError: false };
       const lines = entries.slice(0, MAX_LIST_ENTRIES).map((e) => (e.type === 'dir' ? `dir   ${e.path}/` : `${e.type.padEnd(5)} ${e.path} (${e.size} bytes)`));
       if (entries.length > MAX_LIST_ENTRIES) lines.push(`[... ${entries.length - MAX_LIST_ENTRIES} more entries not shown ...]`);
       return { content: truncateMiddle(`${root}:\n${lines.join('\n')}`), isError: false };
     },
-  },
+  }),
 };
 
 /** Validates the input and runs the tool; every failure becomes an error outcome for the model. */

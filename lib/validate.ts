@@ -1,4 +1,4 @@
-// Turns valibot issues into the SPEC's `details` entries: one per offending field, with its path.
+// Turns valibot issues into the API's `details` entries (docs/api.md#errors): one per offending field, with its path.
 import * as v from 'valibot';
 
 export interface FieldIssue {

@@ -1,4 +1,4 @@
-// E2B lifecycle webhooks (SPEC section 7): signature check and de-duplication of deliveries.
+// E2B lifecycle webhooks (docs/api.md#e2b-webhook): signature check and de-duplication of deliveries.
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 /** v1: SHA-256 over secret + raw body; base64url without padding (standard base64 without padding accepted). */

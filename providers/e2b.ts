@@ -245,22 +245,25 @@ class E2bBox implements Sandbox {
     await this.sbx.commands.run(script, { timeoutMs: 15_000, requestTimeoutMs: REQUEST_TIMEOUT_MS });
   }
 
-  async writeFile(path: string, data: Uint8Array): Promise<void> {
+  async writeFile(path: string, data: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void> {
+    const signal = opts?.signal;
     try {
       // envd creates the parent folders and gives the file to the default user.
-      await this.sbx.files.write(path, new Blob([new Uint8Array(data)]), { requestTimeoutMs: REQUEST_TIMEOUT_MS });
+      await this.sbx.files.write(path, new Blob([new Uint8Array(data)]), { requestTimeoutMs: REQUEST_TIMEOUT_MS, signal });
     } catch (err) {
+      if (signal?.aborted) throw signal.reason;
       throw await this.fileError(err, path, 'writing');
     }
   }
 
-  async readFile(path: string, opts?: { maxBytes?: number }): Promise<Uint8Array> {
+  async readFile(path: string, opts?: { maxBytes?: number; signal?: AbortSignal }): Promise<Uint8Array> {
     const max = opts?.maxBytes ?? Infinity;
+    const signal = opts?.signal;
     let chunks: Uint8Array[] = [];
     let size = 0;
     try {
       // Streamed so `maxBytes` bounds memory: reading stops as soon as the file proves too large.
-      const stream = await this.sbx.files.read(path, { format: 'stream', requestTimeoutMs: REQUEST_TIMEOUT_MS });
+      const stream = await this.sbx.files.read(path, { format: 'stream', requestTimeoutMs: REQUEST_TIMEOUT_MS, signal });
       const reader = stream.getReader();
       for (;;) {
         const { done, value } = await reader.read();
@@ -274,6 +277,7 @@ class E2bBox implements Sandbox {
         }
       }
     } catch (err) {
+      if (signal?.aborted) throw signal.reason;
       throw await this.fileError(err, path, 'reading');
     }
     if (size > max) throw new SandboxError('FILE_TOO_LARGE', `${path} is larger than ${max} bytes`);
@@ -286,9 +290,10 @@ class E2bBox implements Sandbox {
     return out;
   }
 
-  async list(path: string): Promise<FileEntry[]> {
+  async list(path: string, opts?: { signal?: AbortSignal }): Promise<FileEntry[]> {
+    const signal = opts?.signal;
     try {
-      const entries = await this.sbx.files.list(path, { depth: LIST_DEPTH, requestTimeoutMs: REQUEST_TIMEOUT_MS });
+      const entries = await this.sbx.files.list(path, { depth: LIST_DEPTH, requestTimeoutMs: REQUEST_TIMEOUT_MS, signal });
       const out: FileEntry[] = [];
       for (const e of entries) {
         const rel = posix.relative(path, e.path);
@@ -297,6 +302,7 @@ class E2bBox implements Sandbox {
       }
       return out;
     } catch (err) {
+      if (signal?.aborted) throw signal.reason;
       throw await this.fileError(err, path, 'listing');
     }
   }
@@ -427,3 +433,6 @@ function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
+
+/** The module interface the composition root (app.ts) loads for the `e2b` row. */
+export const createProvider = createE2bProvider;

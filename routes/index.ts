@@ -1,96 +1,153 @@
-// The HTTP API: auth, CORS, routing, 404/405, and one log line per request (SPEC section 3).
+// The HTTP API as one itty-router table; its hooks hold everything around the routes (docs/api.md#routes).
+//
+// Answers before a handler runs, in this order (the first that applies wins):
+//   400 MALFORMED_REQUEST / 501  what the edge refused (target, percent-encoding, Host, header values)
+//   204                          a CORS preflight from an allowed origin (it carries no credentials)
+//   401 UNAUTHORIZED             a key is set and the bearer is wrong; every path but /health and /webhooks/e2b
+//   403 FORBIDDEN_ORIGIN         no key is set and the request is browser-borne from a foreign origin or host
+//                                name. It stands in for the key, so it covers the same paths and can never
+//                                meet a 401: with a key set it does not apply.
+//   404 NOT_FOUND, 405 METHOD_NOT_ALLOWED (with Allow)   from the same table, after no route answered
+// then the handlers' own 413, 415, 400, 503, 429. A thrown error is a logged 500 INTERNAL, never a crash.
+// Every response carries X-Sandcaster-Instance, and each request gets one log line.
 import { Router } from 'itty-router';
-import { bearerMatches } from '../lib/auth.ts';
+import { bearerMatches, refuseBrowser } from '../lib/auth.ts';
+import { BodyLimitError, bodyFailure } from '../lib/body.ts';
 import { apiError } from '../lib/http.ts';
 import { log } from '../lib/log.ts';
+import type { EdgeRequest } from '../lib/node-http.ts';
 import type { AppContext } from '../lib/run.ts';
 import { health } from './health.ts';
+import { metrics } from './metrics.ts';
 import { query } from './query.ts';
 import { cancelRun, runEvents } from './run-events.ts';
+import { openapi } from './openapi.ts';
 import { getRun, listRuns } from './runs.ts';
 import { e2bWebhook } from './webhooks.ts';
 
+/** Paths with their own check instead of the bearer key (and so without the browser guard). */
 const PUBLIC = new Set(['/health', '/webhooks/e2b']);
 
-/** Paths and the methods they answer; anything else on a known path is 405. */
-const ROUTES: [RegExp, string[]][] = [
-  [/^\/health$/, ['GET', 'HEAD']],
-  [/^\/query$/, ['POST']],
-  [/^\/runs$/, ['GET', 'HEAD']],
-  [/^\/runs\/[^/]+$/, ['GET', 'HEAD']],
-  [/^\/runs\/[^/]+\/events$/, ['GET', 'HEAD']],
-  [/^\/runs\/[^/]+\/cancel$/, ['POST']],
-  [/^\/webhooks\/e2b$/, ['POST']],
-];
+/** What handlers receive: the edge's Request plus itty's `params` (percent-decoded here) and `query`. */
+export type ApiRequest = EdgeRequest & { params: Record<string, string>; query: Record<string, string | string[] | undefined>; startedAt: number };
 
-export type Handler = (req: Request) => Promise<Response>;
+export type Handler = (req: EdgeRequest) => Promise<Response>;
+
+const pathOf = (req: Request) => new URL(req.url).pathname;
 
 export function createHandler(app: AppContext): Handler {
-  const router = Router<Request & { params?: Record<string, string> }, [AppContext]>();
-  router
-    .get('/health', health)
-    .post('/query', query)
-    .get('/runs', listRuns)
-    .get('/runs/:id', getRun)
-    .get('/runs/:id/events', runEvents)
-    .post('/runs/:id/cancel', cancelRun)
-    .post('/webhooks/e2b', e2bWebhook);
+  const { config } = app;
 
-  async function route(req: Request, path: string): Promise<Response> {
-    if (!PUBLIC.has(path) && app.config.apiKey && !bearerMatches(req.headers.get('authorization'), app.config.apiKey)) {
-      return apiError(401, 'UNAUTHORIZED', 'missing or invalid API key', {
-        hint: 'send Authorization: Bearer <SANDCASTER_API_KEY>',
-        headers: { 'www-authenticate': 'Bearer realm="sandcaster"' },
-      });
+  const refusedAtEdge = (req: ApiRequest) => {
+    req.startedAt = performance.now();
+    const e = req.edge.error;
+    // The connection is closed after a malformed request: what follows it on the socket cannot be trusted.
+    return e ? apiError(e.status, e.code, e.message, { hint: e.hint, headers: { connection: 'close' } }) : undefined;
+  };
+
+  const preflight = (req: ApiRequest) => {
+    const origin = req.headers.get('origin');
+    if (req.method === 'OPTIONS' && origin && config.corsOrigins.includes(origin)) return new Response(null, { status: 204, headers: corsHeaders(origin) });
+  };
+
+  const requireKey = (req: ApiRequest) => {
+    if (!config.apiKey || PUBLIC.has(pathOf(req)) || bearerMatches(req.headers.get('authorization'), config.apiKey)) return;
+    return apiError(401, 'UNAUTHORIZED', 'missing or invalid API key', {
+      hint: 'send Authorization: Bearer <SANDCASTER_API_KEY>',
+      headers: { 'www-authenticate': 'Bearer realm="sandcaster"' },
+    });
+  };
+
+  const guardOpenApi = (req: ApiRequest) => {
+    if (config.apiKey || PUBLIC.has(pathOf(req))) return;
+    const refusal = refuseBrowser(req.headers, config);
+    if (refusal) return apiError(403, 'FORBIDDEN_ORIGIN', refusal.message, { hint: refusal.hint });
+  };
+
+  /** Route params arrive percent-encoded; handlers get them decoded (the edge has already checked the encoding). */
+  const decodeParams = (req: ApiRequest) => {
+    try {
+      for (const [k, v] of Object.entries(req.params)) req.params[k] = decodeURIComponent(v);
+    } catch {
+      return apiError(400, 'MALFORMED_REQUEST', `the path ${JSON.stringify(pathOf(req))} has malformed percent-encoding`);
     }
-    const known = ROUTES.find(([re]) => re.test(path));
-    if (!known) return apiError(404, 'NOT_FOUND', `no route for ${req.method} ${path}`);
-    const method = req.method === 'HEAD' ? 'GET' : req.method;
-    if (!known[1].includes(method)) {
-      return apiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; use ${known[1].filter((m) => m !== 'HEAD').join(', ')}`, {
-        headers: { allow: known[1].join(', ') },
-      });
-    }
-    const forRouter = req.method === 'HEAD' ? new Request(req.url, { method: 'GET', headers: req.headers }) : req;
-    return (await router.fetch(forRouter, app)) ?? apiError(404, 'NOT_FOUND', `no route for ${req.method} ${path}`);
+  };
+
+  const router = Router<ApiRequest, [AppContext]>({
+    before: [refusedAtEdge, preflight, requireKey, guardOpenApi],
+    catch: (err, req) => {
+      // A body that broke its limits while a handler read it is the client's error, not ours.
+      if (err instanceof BodyLimitError) return bodyFailure(err);
+      log.error('request failed', { method: req.method, path: pathOf(req), error: err, stack: (err as Error)?.stack });
+      return apiError(500, 'INTERNAL', 'internal error; see the server log');
+    },
+    finally: [(res: Response | undefined, req: ApiRequest) => res ?? noRoute(req), decorate, logRequest],
+  });
+
+  /** One row of the table; GET routes answer HEAD too (the adapter then sends the headers only). */
+  const route = (methods: ('GET' | 'HEAD' | 'POST')[], path: string, handler: (req: ApiRequest, app: AppContext) => Response | Promise<Response>) => {
+    for (const method of methods) router[method.toLowerCase()](path, decodeParams, handler);
+  };
+  route(['GET', 'HEAD'], '/health', health);
+  route(['GET', 'HEAD'], '/metrics', metrics);
+  route(['POST'], '/query', query);
+  route(['GET', 'HEAD'], '/runs', listRuns);
+  route(['GET', 'HEAD'], '/runs/:id', getRun);
+  route(['GET', 'HEAD'], '/runs/:id/events', runEvents);
+  route(['POST'], '/runs/:id/cancel', cancelRun);
+  route(['POST'], '/webhooks/e2b', e2bWebhook);
+  route(['GET', 'HEAD'], '/openapi.json', openapi(() => router.routes));
+
+  /** 404, or 405 with Allow when the path is in the table under other methods. */
+  function noRoute(req: ApiRequest): Response {
+    const path = pathOf(req);
+    const allow = [...new Set(router.routes.filter(([, re]) => re.test(path)).map(([method]) => method))];
+    if (allow.length === 0) return apiError(404, 'NOT_FOUND', `no route for ${req.method} ${path.slice(0, 200)}`);
+    return apiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path.slice(0, 200)}; use ${allow.filter((m) => m !== 'HEAD').join(', ')}`, {
+      headers: { allow: allow.join(', ') },
+    });
   }
 
-  return async (req) => {
-    const started = performance.now();
-    const path = new URL(req.url).pathname;
+  /** Headers every response carries. Never throws (a throwing `finally` step would skip the log line). */
+  function decorate(response: Response, req: ApiRequest): Response {
     const origin = req.headers.get('origin');
-    const cors = origin && app.config.corsOrigins.includes(origin) ? corsHeaders(origin) : undefined;
-    let res: Response;
-    if (cors && req.method === 'OPTIONS') res = new Response(null, { status: 204, headers: cors });
-    else {
-      try {
-        res = await route(req, path);
-      } catch (err) {
-        log.error('request failed', { method: req.method, path, error: err, stack: (err as Error)?.stack });
-        res = apiError(500, 'INTERNAL', 'internal error');
-      }
-      if (cors) for (const [k, v] of Object.entries(cors)) res.headers.set(k, v);
+    const extra = { 'x-sandcaster-instance': app.store.instanceId, ...(origin && config.corsOrigins.includes(origin) ? corsHeaders(origin) : {}) };
+    const set = (res: Response) => {
+      for (const [k, v] of Object.entries(extra)) res.headers.set(k, v);
+      return res;
+    };
+    try {
+      return set(response);
+    } catch {
+      return set(new Response(response.body, response)); // a Response with immutable headers: copy it
     }
+  }
+
+  function logRequest(res: Response, req: ApiRequest): void {
     const fields = {
-      method: req.method,
-      path,
+      method: req.edge.method,
+      path: req.edge.error ? undefined : pathOf(req),
+      target: req.edge.error ? req.edge.target.slice(0, 200) : undefined,
       status: res.status,
-      durationMs: Math.round((performance.now() - started) * 10) / 10,
-      requestId: req.headers.get('x-request-id') ?? undefined,
+      durationMs: Math.round((performance.now() - req.startedAt) * 10) / 10,
+      requestId: req.headers.get('x-request-id')?.slice(0, 200) ?? undefined,
       runId: res.headers.get('x-run-id') ?? undefined,
     };
-    if (path === '/health') log.debug('request', fields);
+    // Bounded label set: the route pattern, never the raw path.
+    app.metrics.httpRequest((fields.path && router.routes.find(([, re]) => re.test(fields.path!))?.[3]) || 'unmatched', res.status);
+    if ((fields.path === '/health' || fields.path === '/metrics') && res.status < 400) log.debug('request', fields);
     else log.info('request', fields);
-    return res;
-  };
+  }
+
+  return (req) => router.fetch(req, app) as Promise<Response>;
 }
 
 function corsHeaders(origin: string): Record<string, string> {
   return {
     'access-control-allow-origin': origin,
     'access-control-allow-methods': 'GET, POST, OPTIONS',
-    'access-control-allow-headers': 'authorization, content-type, x-request-id',
-    'access-control-expose-headers': 'x-run-id',
+    'access-control-allow-headers': 'authorization, content-type, x-request-id, last-event-id',
+    'access-control-expose-headers': 'x-run-id, x-sandcaster-instance',
     'access-control-max-age': '600',
     vary: 'Origin',
   };

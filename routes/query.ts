@@ -2,7 +2,6 @@
 // (or, with `detach: true`, answer 202 with where to find them).
 import { apiError, invalid, json } from '../lib/http.ts';
 import { readJson } from '../lib/body.ts';
-import { log } from '../lib/log.ts';
 import { isPlanError, planRun } from '../lib/plan.ts';
 import { parseQuery } from '../lib/request.ts';
 import { startRun, type AppContext } from '../lib/run.ts';
@@ -24,11 +23,11 @@ export async function query(req: Request, app: AppContext): Promise<Response> {
   if (!sandboxProvider) {
     const named = parsed.value.sandboxProvider ?? app.config.defaults.sandboxProvider;
     return apiError(503, 'NOT_CONFIGURED', named ? `the ${named} sandbox provider is not usable` : 'no sandbox provider is usable', {
-      hint: named === 'e2b'
-        ? 'set E2B_API_KEY'
-        : 'start a Docker engine the server can reach (DOCKER_HOST or /var/run/docker.sock), or set E2B_API_KEY',
+      hint: named ? app.registry.notUsableHint(named) : app.registry.notUsableHint(),
     });
   }
+  const provider = await app.registry.sandboxProvider(sandboxProvider).catch(() => undefined);
+  const neededMb = provider?.reservedMemoryMb?.() ?? 0;
   // Checked after every await, so admission and registration happen in the same tick.
   if (app.runs.draining) return apiError(503, 'DRAINING', 'the server is shutting down; retry on another instance', { headers: { 'retry-after': '1' } });
   if (app.runs.full) {
@@ -37,7 +36,14 @@ export async function query(req: Request, app: AppContext): Promise<Response> {
       headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
     });
   }
-  const started = startRun(app, plan, sandboxProvider, req.headers.get('x-request-id') ?? undefined);
+  const memory = app.memory.tryReserve(neededMb);
+  if (!memory) {
+    return apiError(429, 'SANDBOX_MEMORY_FULL', `the sandboxes in flight hold ${app.memory.usedMb} of the ${app.memory.limit} MiB this instance may give them; a new sandbox needs ${neededMb} MiB`, {
+      hint: 'retry after a few seconds, lower docker.memoryMb / docker.diskMb, or raise SANDCASTER_MAX_SANDBOX_MEMORY_MB',
+      headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
+    });
+  }
+  const started = startRun(app, plan, sandboxProvider, req.headers.get('x-request-id') ?? undefined, memory);
   if (!started.ok) return apiError(503, started.code, started.message, { hint: started.hint, headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } });
   const { run } = started;
   if (parsed.value.detach) {
@@ -47,7 +53,6 @@ export async function query(req: Request, app: AppContext): Promise<Response> {
   const cancelOnDisconnect = (parsed.value.onDisconnect ?? 'cancel') === 'cancel';
   // A reader dropped for not reading counts as a disconnect.
   const stream = new EventStream(app.events.subscribe(run.id, 0), (why) => {
-    if (why === 'slow') log.warn('event reader dropped: it stopped reading', { runId: run.id, onDisconnect: cancelOnDisconnect ? 'cancel' : 'continue' });
     if (cancelOnDisconnect) run.cancel(why === 'slow' ? 'the client stopped reading its stream' : 'the client disconnected');
   });
   return sseResponse(run.id, stream);

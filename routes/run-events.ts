@@ -2,7 +2,6 @@
 // POST /runs/:id/cancel. Readers never affect the run: a reader that goes away is simply forgotten.
 import { RunAbort } from '../lib/abort.ts';
 import { apiError, invalid, json } from '../lib/http.ts';
-import { log } from '../lib/log.ts';
 import type { AppContext } from '../lib/run.ts';
 import { instanceOfRunId } from '../lib/run-id.ts';
 import { EventStream } from '../lib/sse.ts';
@@ -44,10 +43,8 @@ export function runEvents(req: RunRequest, app: AppContext): Response {
       hint: 'raise SANDCASTER_RETENTION_DAYS or SANDCASTER_RETENTION_MB to keep events longer',
     });
   }
-  const stream = new EventStream(app.events.subscribe(id, cursor), (why) => {
-    if (why === 'slow') log.warn('event reader dropped: it stopped reading (it may reattach with its last event id)', { runId: id });
-  });
-  return sseResponse(id, stream);
+  // A reader that goes away, or is dropped for not reading (the HTTP adapter logs that), is simply forgotten.
+  return sseResponse(id, new EventStream(app.events.subscribe(id, cursor)));
 }
 
 export function cancelRun(req: RunRequest, app: AppContext): Response {

@@ -22,7 +22,7 @@ export function listRuns(req: Request, app: AppContext): Response {
 }
 
 export function getRun(req: Request & { params?: Record<string, string> }, app: AppContext): Response {
-  const id = decodeURIComponent(req.params?.id ?? '');
+  const id = req.params?.id ?? ''; // percent-decoded by the router
   const run = app.store.get(id);
   return run ? json(200, run) : runNotFound(app, id);
 }

@@ -1,4 +1,4 @@
-// The HTTP contract before any stream starts (SPEC section 3): auth, 404/405, 413, 415, every 400 case,
+// The HTTP contract before any stream starts (docs/api.md#errors): auth, 404/405, 413, 415, every 400 case,
 // 503s and 429 — through a real server over real HTTP.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

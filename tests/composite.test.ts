@@ -1,4 +1,4 @@
-// Composite runs (SPEC section 8, issue 6), end to end: a real server, the real Anthropic SDK against the
+// Composite runs (docs/api.md#composite-runs, issue 6), end to end: a real server, the real Anthropic SDK against the
 // fake model, real Docker sandboxes. The agent spawns, drives, transfers between and kills secondaries; the
 // guardrails refuse with tool errors the model sees; request values only tighten sandcaster.json; every
 // path out of a run (success, cancel, timeout) destroys the secondaries first, then main.

@@ -1,4 +1,4 @@
-// Server configuration (SPEC section 2): precedence flag > env > sandcaster.json > built-in default, and
+// Server configuration (docs/configuration.md): precedence flag > env > sandcaster.json > built-in default, and
 // configuration errors that name the offending field — through loadConfig and through the real CLI.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, type Config, type Flags } from '../lib/config.ts';
+import { ConfigError, DEFAULT_SYSTEM_PROMPT, loadConfig, type Config, type Flags } from '../lib/config.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const root = mkdtempSync(join(tmpdir(), 'sandcaster-config-test-'));
@@ -64,14 +64,14 @@ describe('defaults', () => {
     assert.equal(c.defaults.timeout, 300);
     assert.equal(c.defaults.sandboxProvider, undefined);
     assert.equal(c.defaults.composite, undefined);
-    assert.equal(c.e2b.template, 'base');
-    assert.equal(c.e2b.allowInternetAccess, false);
-    assert.equal(c.e2b.apiKey, undefined);
+    assert.equal(c.sandboxes.e2b.template, 'base');
+    assert.equal(c.sandboxes.e2b.allowInternetAccess, false);
+    assert.equal(c.sandboxes.e2b.apiKey, undefined);
     assert.deepEqual(
-      { memoryMb: c.docker.memoryMb, cpus: c.docker.cpus, pidsLimit: c.docker.pidsLimit, network: c.docker.network, user: c.docker.user },
-      { memoryMb: 1024, cpus: 1, pidsLimit: 256, network: 'none', user: '1000:1000' },
+      { memoryMb: c.sandboxes.docker.memoryMb, cpus: c.sandboxes.docker.cpus, pidsLimit: c.sandboxes.docker.pidsLimit, network: c.sandboxes.docker.network, user: c.sandboxes.docker.user, diskMb: c.sandboxes.docker.diskMb, ro: c.sandboxes.docker.readOnlyRootfs },
+      { memoryMb: 1024, cpus: 1, pidsLimit: 256, network: 'none', user: '1000:1000', diskMb: 1024, ro: true },
     );
-    assert.ok(c.docker.image.length > 0, "c.docker.image.length > 0");
+    assert.ok(c.sandboxes.docker.image.length > 0, "c.sandboxes.docker.image.length > 0");
     assert.deepEqual(c.keys, { anthropic: undefined, openai: undefined, google: undefined, openrouter: undefined });
     assert.deepEqual(c.baseUrls, {});
   });
@@ -136,28 +136,38 @@ describe('precedence: flag > env > sandcaster.json > default', () => {
 
   test('docker image: SANDCASTER_DOCKER_IMAGE > file', () => {
     const file = { docker: { image: 'from-file:1' } };
-    assert.equal(load(file, { SANDCASTER_DOCKER_IMAGE: 'from-env:2' }).docker.image, 'from-env:2');
-    assert.equal(load(file, {}).docker.image, 'from-file:1');
+    assert.equal(load(file, { SANDCASTER_DOCKER_IMAGE: 'from-env:2' }).sandboxes.docker.image, 'from-env:2');
+    assert.equal(load(file, {}).sandboxes.docker.image, 'from-file:1');
+  });
+
+  test('docker disk: SANDCASTER_DOCKER_DISK_MB > file > 1024', () => {
+    const file = { docker: { diskMb: 300 } };
+    assert.equal(load(file, { SANDCASTER_DOCKER_DISK_MB: '2048' }).sandboxes.docker.diskMb, 2048);
+    assert.equal(load(file, { SANDCASTER_DOCKER_DISK_MB: '' }).sandboxes.docker.diskMb, 300);
+    assert.equal(load({}, {}).sandboxes.docker.diskMb, 1024);
+    // Validated even when the file would win nothing: a bad value is an error.
+    assertConfigError(() => load(file, { SANDCASTER_DOCKER_DISK_MB: '1g' }), 'SANDCASTER_DOCKER_DISK_MB');
   });
 
   test('docker settings from the file', () => {
+    assert.equal(load({ docker: { readOnlyRootfs: false } }).sandboxes.docker.readOnlyRootfs, false);
     const c = load({ docker: { memoryMb: 512, cpus: 0.5, pidsLimit: 64, network: 'bridge', user: '2000:2000', readOnlyRootfs: true } });
-    assert.equal(c.docker.memoryMb, 512);
-    assert.equal(c.docker.cpus, 0.5);
-    assert.equal(c.docker.pidsLimit, 64);
-    assert.equal(c.docker.network, 'bridge');
-    assert.equal(c.docker.user, '2000:2000');
-    assert.equal(c.docker.readOnlyRootfs, true);
+    assert.equal(c.sandboxes.docker.memoryMb, 512);
+    assert.equal(c.sandboxes.docker.cpus, 0.5);
+    assert.equal(c.sandboxes.docker.pidsLimit, 64);
+    assert.equal(c.sandboxes.docker.network, 'bridge');
+    assert.equal(c.sandboxes.docker.user, '2000:2000');
+    assert.equal(c.sandboxes.docker.readOnlyRootfs, true);
   });
 
   test('e2b template: SANDCASTER_E2B_TEMPLATE > file > base', () => {
     const file = { e2b: { template: 'file-tpl', allowInternetAccess: true } };
-    assert.equal(load(file, { SANDCASTER_E2B_TEMPLATE: 'env-tpl' }).e2b.template, 'env-tpl');
+    assert.equal(load(file, { SANDCASTER_E2B_TEMPLATE: 'env-tpl' }).sandboxes.e2b.template, 'env-tpl');
     const c = load(file, { E2B_API_KEY: 'e2b_key' });
-    assert.equal(c.e2b.template, 'file-tpl');
-    assert.equal(c.e2b.allowInternetAccess, true);
-    assert.equal(c.e2b.apiKey, 'e2b_key');
-    assert.equal(load({}, {}).e2b.template, 'base');
+    assert.equal(c.sandboxes.e2b.template, 'file-tpl');
+    assert.equal(c.sandboxes.e2b.allowInternetAccess, true);
+    assert.equal(c.sandboxes.e2b.apiKey, 'e2b_key');
+    assert.equal(load({}, {}).sandboxes.e2b.template, 'base');
   });
 
   test('sandbox provider: SANDCASTER_SANDBOX_PROVIDER > file > unset', () => {
@@ -222,16 +232,16 @@ describe('precedence: flag > env > sandcaster.json > default', () => {
     assert.equal(c.defaults.maxTurns, 9);
     assert.equal(c.defaults.timeout, 60);
     assert.equal(c.defaults.thinkingLevel, 'medium');
-    assert.equal(c.defaults.systemPrompt, 'Be brief.');
+    assert.equal(c.defaults.systemPrompt, `${DEFAULT_SYSTEM_PROMPT}\n\nBe brief.`, 'the file prompt extends the built-in one (which tells the model about /workspace)');
     assert.deepEqual(c.defaults.allowedTools, ['bash']);
   });
 
-  test('composite block: SPEC defaults fill what the file leaves out', () => {
+  test('composite block: the documented defaults fill what the file leaves out', () => {
     const c = load({ composite: {} });
     assert.ok(c.defaults.composite, "c.defaults.composite");
     assert.equal(c.defaults.composite.maxSandboxes, 3);
     assert.equal(c.defaults.composite.maxTotalSpawns, 10);
-    // SPEC section 8: allowedProviders defaults to all *configured* providers.
+    // docs/configuration.md#composite-runs: allowedProviders defaults to all *configured* providers.
     assert.deepEqual(c.defaults.composite.allowedProviders, ['docker'], 'no E2B key: docker only');
     const withE2b = load({ composite: {} }, { E2B_API_KEY: 'e2b_0123abcd' });
     assert.deepEqual([...withE2b.defaults.composite!.allowedProviders].sort(), ['docker', 'e2b']);
@@ -279,6 +289,8 @@ describe('errors in sandcaster.json name the field', () => {
     assertConfigError(() => load({ timeout: 4 }), 'timeout');
     assertConfigError(() => load({ timeout: 3601 }), 'timeout');
     assertConfigError(() => load({ maxConcurrentRuns: 0 }), 'maxConcurrentRuns');
+    assertConfigError(() => load({ docker: { diskMb: 31 } }), 'docker.diskMb');
+    assertConfigError(() => load({ docker: { diskMb: 64.5 } }), 'docker.diskMb');
     assertConfigError(() => load({ composite: { maxSandboxes: 21 } }), 'composite.maxSandboxes');
     assertConfigError(() => load({ composite: { maxTotalSpawns: 0 } }), 'composite.maxTotalSpawns');
     assertConfigError(() => load({ pricing: { m: { input: -1, output: 1 } } }), 'pricing');
@@ -317,6 +329,9 @@ describe('errors in the environment name the variable', () => {
     ['SANDCASTER_MAX_CONCURRENT_RUNS', '0'],
     ['SANDCASTER_MAX_CONCURRENT_RUNS', '2.5'],
     ['SANDCASTER_MAX_CONCURRENT_RUNS', '-3'],
+    ['SANDCASTER_DOCKER_DISK_MB', '16'],
+    ['SANDCASTER_DOCKER_DISK_MB', '-64'],
+    ['SANDCASTER_DOCKER_DISK_MB', 'big'],
     ['SANDCASTER_SHUTDOWN_GRACE_SECONDS', 'soon'],
     ['SANDCASTER_SHUTDOWN_GRACE_SECONDS', '3601'],
     ['PORT', '99999'],

@@ -15,7 +15,7 @@ import Docker from 'dockerode';
 import { setLogSink } from '../lib/log.ts';
 import { SandboxError, type DockerSettings, type Sandbox } from '../lib/sandbox.ts';
 import { packTar, TarReader, type TarEntry } from '../lib/tar.ts';
-import { createDockerProvider } from '../providers/docker.ts';
+import { createDockerProvider } from '../providers/docker/index.ts';
 
 const IMAGE = process.env.SANDCASTER_TEST_IMAGE ?? 'sandcaster-test:busybox';
 const docker = new Docker();
@@ -36,7 +36,8 @@ const settings = (over: Partial<DockerSettings> = {}): DockerSettings => ({
   pidsLimit: 64,
   network: 'none',
   user: '1000:1000',
-  readOnlyRootfs: false,
+  diskMb: 64,
+  readOnlyRootfs: true,
   ...over,
 });
 
@@ -93,11 +94,19 @@ describe('docker sandbox', { timeout: 120_000 }, () => {
     const h = info.HostConfig;
     assert.deepEqual(
       { mem: h.Memory, swap: h.MemorySwap, cpus: h.NanoCpus, pids: h.PidsLimit, caps: h.CapDrop, sec: h.SecurityOpt, init: h.Init, net: h.NetworkMode, user: info.Config.User },
-      { mem: 64 << 20, swap: 64 << 20, cpus: 5e8, pids: 64, caps: ['ALL'], sec: ['no-new-privileges'], init: true, net: 'none', user: '1000:1000' },
+      // memoryMb plus diskMb: the tmpfs storage is charged to the container's memory.
+      { mem: 128 << 20, swap: 128 << 20, cpus: 5e8, pids: 64, caps: ['ALL'], sec: ['no-new-privileges'], init: true, net: 'none', user: '1000:1000' },
+    );
+    // Storage: read-only root, /tmp and /dev/shm tmpfs, no log file the sandbox could fill through /proc/1/fd/1.
+    assert.deepEqual(
+      { ro: h.ReadonlyRootfs, tmp: h.Tmpfs?.['/tmp'], shm: h.ShmSize, log: h.LogConfig?.Type },
+      { ro: true, tmp: 'rw,nosuid,nodev,exec,size=16m,mode=1777', shm: 4 << 20, log: 'none' },
     );
     const ws = info.Mounts.find((m) => m.Destination === '/workspace');
     assert.equal(ws?.Type, 'volume');
-    assert.equal((await docker.getVolume(ws!.Name!).inspect()).Labels?.['sandcaster.instance'], instance);
+    const volume = await docker.getVolume(ws!.Name!).inspect();
+    assert.equal(volume.Labels?.['sandcaster.instance'], instance);
+    assert.deepEqual(volume.Options, { type: 'tmpfs', device: 'tmpfs', o: 'size=44m,uid=1000,gid=1000,mode=0755' });
     for (const e of info.Config.Env ?? []) assert.match(e, /^(PATH|HOME)=/, `unexpected env ${e}`);
   });
 
@@ -117,9 +126,9 @@ describe('docker sandbox', { timeout: 120_000 }, () => {
     assert.equal(r.exitCode, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
     const cg = lines[0]!.split(' ');
-    if (cg[0] === 'v2') assert.deepEqual(cg.slice(1), [String(64 << 20), '64', '50000', '100000']);
+    if (cg[0] === 'v2') assert.deepEqual(cg.slice(1), [String(128 << 20), '64', '50000', '100000']);
     else {
-      assert.deepEqual(cg.slice(1, 3), [String(64 << 20), '64']);
+      assert.deepEqual(cg.slice(1, 3), [String(128 << 20), '64']);
       assert.equal(Number(cg[3]) / Number(cg[4]), 0.5);
     }
     assert.equal(lines[1]!.trim(), 'net lo');
@@ -143,7 +152,7 @@ describe('docker sandbox', { timeout: 120_000 }, () => {
     assert.equal((await run('head -c 300m /dev/zero | tail', 30_000)).exitCode, 137);
     assert.equal((await run('kill -9 $$')).exitCode, 137);
     const swap = await run('cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.swap.max 2>/dev/null');
-    if (swap.stdout) assert.match(swap.stdout, new RegExp(`^(${64 << 20}|0)\n$`), 'no swap on top of the memory limit');
+    if (swap.stdout) assert.match(swap.stdout, new RegExp(`^(${128 << 20}|0)\n$`), 'no swap on top of the memory limit');
   });
 
   test('forking past the pids limit fails and the sandbox survives', async () => {
@@ -280,15 +289,18 @@ describe('docker sandbox', { timeout: 120_000 }, () => {
 describe('docker sandbox lifecycle', { timeout: 120_000 }, () => {
   test('a read-only root still lets tools write /workspace and /tmp', async () => {
     const instance = instanceId('ro');
-    const sb = await createDockerProvider(settings({ readOnlyRootfs: true })).create({ runId: 'run_ro', instanceId: instance, timeoutSecs: 60 });
+    const sb = await createDockerProvider(settings()).create({ runId: 'run_ro', instanceId: instance, timeoutSecs: 60 });
     try {
-      assert.equal((await docker.getContainer(sb.id).inspect()).HostConfig.ReadonlyRootfs, true);
+      assert.equal((await docker.getContainer(sb.id).inspect()).HostConfig.ReadonlyRootfs, true, 'read-only is the default');
       const r = await sb.exec('echo a > /workspace/a && echo b > /tmp/b && cat /workspace/a /tmp/b; touch /etc/nope 2>/dev/null || echo "root is read-only"', { timeoutMs: 10_000 });
       assert.equal(r.stdout, 'a\nb\nroot is read-only\n');
-      await sb.writeFile('/workspace/sub/f.txt', new TextEncoder().encode('via archive'));
-      assert.equal(new TextDecoder().decode(await sb.readFile('/workspace/sub/f.txt')), 'via archive');
+      await sb.writeFile('/workspace/sub/f.txt', new TextEncoder().encode('via the file API'));
+      assert.equal(new TextDecoder().decode(await sb.readFile('/workspace/sub/f.txt')), 'via the file API');
+      await sb.writeFile('/tmp/t/f.txt', new TextEncoder().encode('in /tmp'));
+      assert.equal(new TextDecoder().decode(await sb.readFile('/tmp/t/f.txt')), 'in /tmp', 'the file API sees into the /tmp tmpfs');
+      assert.deepEqual((await sb.list('/tmp/t')).map((e) => e.path), ['f.txt']);
       assert.equal((await sb.exec('stat -c %u /workspace /workspace/sub/f.txt', { timeoutMs: 5000 })).stdout, '1000\n1000\n');
-      await rejectsWith(sb.writeFile('/etc/nope', new Uint8Array([1])), 'FILE_NOT_FOUND', /read-only/);
+      await rejectsWith(sb.writeFile('/etc/nope', new Uint8Array([1])), 'PERMISSION_DENIED', /read-only/);
     } finally {
       await sb.destroy();
     }

@@ -1,4 +1,4 @@
-// Lifecycle guarantees with injected faults (SPEC sections 6, 7, 9; issue 4): graceful shutdown, crash
+// Lifecycle guarantees with injected faults (docs/architecture.md#shutdown-and-reaping; issue 4): graceful shutdown, crash
 // recovery, the reaper, load limits, command timeouts, and the Docker engine missing or going away.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { startFakeAnthropic, type FakeModelServer } from './fixtures/fake-models
 import { spawnServer } from './helpers/child.ts';
 import { assertWellFormedRun, readEvents, readUntil } from './helpers/sse.ts';
 import { docker, managedContainers, managedVolumes, startTestServer, waitFor, TEST_IMAGE } from './helpers/server.ts';
-import { createDockerProvider } from '../providers/docker.ts';
+import { createDockerProvider } from '../providers/docker/index.ts';
 import { RunStore } from '../lib/store.ts';
 
 let fake: FakeModelServer;
@@ -257,7 +257,7 @@ describe('Docker engine faults', () => {
       } catch {}
       // The container and its workspace volume outlived the engine connection; the reaper of a later start
       // would remove them. Here the provider's own reaper does it, on the real engine.
-      const removed = await createDockerProvider({ ...s.app.config.docker, host: undefined }).reap(s.app.store.instanceId, new Set());
+      const removed = await createDockerProvider({ ...s.app.config.sandboxes.docker, host: undefined }).reap(s.app.store.instanceId, new Set());
       assert.ok(removed >= 1, 'the orphaned sandbox was reaped');
       assert.equal((await managedContainers(s.app.store.instanceId)).length, 0, 'no container left');
       assert.equal((await managedVolumes(s.app.store.instanceId)).length, 0, 'no volume left');

@@ -48,10 +48,10 @@ after(async () => {
 });
 
 function config(env: Record<string, string>, file?: object, table: ModelProviderTable = TABLE): Config {
-  if (!file) return loadConfig({}, env, table);
+  if (!file) return loadConfig({}, env, { modelProviders: table });
   const path = join(root, `sandcaster-${++n}.json`);
   writeFileSync(path, JSON.stringify(file));
-  return loadConfig({ config: path }, env, table);
+  return loadConfig({ config: path }, env, { modelProviders: table });
 }
 
 function plan(body: Record<string, unknown>, cfg: Config): RunPlan | PlanError {
@@ -134,7 +134,7 @@ describe('a provider added as one row', () => {
     ]);
     const dir = mkdtempSync(join(root, 'server-'));
     const env = { ACME_API_KEY: ACME_KEY, ACME_BASE_URL: fake.url, SANDCASTER_DB: join(dir, 'runs.db'), SANDCASTER_DOCKER_IMAGE: TEST_IMAGE, SANDCASTER_SANDBOX_PROVIDER: 'docker', LOG_LEVEL: 'debug' };
-    const server = await startServer(loadConfig({ host: '127.0.0.1', port: 0 }, env, TABLE));
+    const server = await startServer(loadConfig({ host: "127.0.0.1", port: 0 }, env, { modelProviders: TABLE }));
     try {
       const res = await fetch(`${server.url}/query`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'go', model: 'acme-small' }) });
       const events = await readEvents(res);

@@ -1,4 +1,4 @@
-// Model aliases, provider detection and run planning (SPEC sections 3 and 8): request > sandcaster.json >
+// Model aliases, provider detection and run planning (docs/api.md#request-body): request > sandcaster.json >
 // built-in defaults, NOT_CONFIGURED without a key, composite tightening, allowedTools narrowing.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,7 +62,7 @@ function planError(body: Record<string, unknown>, env: Record<string, string>, f
   return p;
 }
 
-describe('aliases (SPEC section 3)', () => {
+describe('aliases (docs/api.md#request-body)', () => {
   const spec: Record<string, string> = {
     sonnet: 'claude-sonnet-4-6',
     opus: 'claude-opus-4-6',
@@ -77,7 +77,7 @@ describe('aliases (SPEC section 3)', () => {
     });
   }
 
-  test('exactly the SPEC aliases exist', () => {
+  test('exactly the documented aliases exist', () => {
     assert.deepEqual(Object.keys(MODEL_ALIASES).sort(), Object.keys(spec).sort());
   });
 
@@ -236,7 +236,7 @@ describe('planRun: request values override config defaults', () => {
     assert.equal(p.maxTurns, 12);
     assert.equal(p.timeout, 120);
     assert.equal(p.thinkingLevel, 'low');
-    assert.equal(p.system, 'CONFIGURED PROMPT');
+    assert.equal(p.system, `${DEFAULT_SYSTEM_PROMPT}\n\nCONFIGURED PROMPT`, 'built-in first, then the configured text');
   });
 
   test('request values win, field by field', () => {
@@ -252,7 +252,7 @@ describe('planRun: request values override config defaults', () => {
 
   test('the request systemPrompt is appended to the configured one', () => {
     const p = plan({ systemPrompt: 'REQUEST PROMPT' }, KEYS.anthropic, file);
-    assert.ok(p.system.startsWith('CONFIGURED PROMPT'), p.system);
+    assert.ok(p.system.startsWith(`${DEFAULT_SYSTEM_PROMPT}\n\nCONFIGURED PROMPT`), p.system);
     assert.ok(p.system.endsWith('REQUEST PROMPT'), p.system);
     assert.ok(p.system.length > 'CONFIGURED PROMPT'.length + 'REQUEST PROMPT'.length, 'separated, not glued');
     const q = plan({ systemPrompt: 'REQUEST PROMPT' }, KEYS.anthropic);
@@ -317,25 +317,25 @@ describe('composite: the request can only tighten', () => {
   const file = { maxSandboxes: 2, maxTotalSpawns: 5, allowedProviders: ['docker' as const], allowedTemplates: ['img:a'] };
 
   test('no composite anywhere: disabled', () => {
-    assert.equal(resolveComposite(undefined, undefined, []), undefined);
+    assert.equal(resolveComposite(undefined, undefined, [], ['docker', 'e2b']), undefined);
   });
 
   test('file only: the file block as is, no warnings', () => {
     const w: Warning[] = [];
-    assert.deepEqual(resolveComposite(file, undefined, w), file);
+    assert.deepEqual(resolveComposite(file, undefined, w, ['docker', 'e2b']), file);
     assert.deepEqual(w, []);
   });
 
   test('tighter request values are used without a warning', () => {
     const w: Warning[] = [];
-    const out = resolveComposite(file, { maxSandboxes: 1, maxTotalSpawns: 3, allowedProviders: ['docker'], allowedTemplates: ['img:a'] }, w);
+    const out = resolveComposite(file, { maxSandboxes: 1, maxTotalSpawns: 3, allowedProviders: ['docker'], allowedTemplates: ['img:a'] }, w, ['docker', 'e2b']);
     assert.deepEqual(out, { maxSandboxes: 1, maxTotalSpawns: 3, allowedProviders: ['docker'], allowedTemplates: ['img:a'] });
     assert.deepEqual(w, []);
   });
 
   test('looser request values are clamped, each with a warning naming the field', () => {
     const w: Warning[] = [];
-    const out = resolveComposite(file, { maxSandboxes: 10, maxTotalSpawns: 50, allowedProviders: ['docker', 'e2b'], allowedTemplates: ['img:a', 'img:evil'] }, w);
+    const out = resolveComposite(file, { maxSandboxes: 10, maxTotalSpawns: 50, allowedProviders: ['docker', 'e2b'], allowedTemplates: ['img:a', 'img:evil'] }, w, ['docker', 'e2b']);
     assert.deepEqual(out, { maxSandboxes: 2, maxTotalSpawns: 5, allowedProviders: ['docker'], allowedTemplates: ['img:a'] });
     assert.equal(w.length, 4);
     for (const field of ['maxSandboxes', 'maxTotalSpawns', 'allowedProviders', 'allowedTemplates']) {
@@ -348,16 +348,16 @@ describe('composite: the request can only tighten', () => {
 
   test('only the looser field warns', () => {
     const w: Warning[] = [];
-    const out = resolveComposite(file, { maxSandboxes: 1, maxTotalSpawns: 99 }, w);
+    const out = resolveComposite(file, { maxSandboxes: 1, maxTotalSpawns: 99 }, w, ['docker', 'e2b']);
     assert.equal(out?.maxSandboxes, 1);
     assert.equal(out?.maxTotalSpawns, 5);
     assert.equal(w.length, 1);
     assert.match(w[0]!.content, /maxTotalSpawns/);
   });
 
-  test('request only: enabled, bounded by the SPEC defaults (3 alive, 10 spawns, all providers)', () => {
+  test('request only: enabled, bounded by the documented defaults (3 alive, 10 spawns, all providers)', () => {
     const w: Warning[] = [];
-    const out = resolveComposite(undefined, { maxSandboxes: 20, maxTotalSpawns: 4 }, w);
+    const out = resolveComposite(undefined, { maxSandboxes: 20, maxTotalSpawns: 4 }, w, ['docker', 'e2b']);
     assert.equal(out?.maxSandboxes, 3);
     assert.equal(out?.maxTotalSpawns, 4);
     assert.deepEqual([...(out?.allowedProviders ?? [])].sort(), ['docker', 'e2b']);

@@ -1,10 +1,10 @@
-// One contract (lib/sandbox.ts, SPEC sections 5 and 6) run against every sandbox backend: the real Docker
+// One contract (lib/sandbox.ts, docs/architecture.md#adding-a-sandbox-provider) run against every sandbox backend: the real Docker
 // provider against the local engine, and the real E2B provider (real e2b SDK) against the local fake E2B.
-// A run must behave the same on both, so every case asserts the SPEC-level behaviour, not a provider's quirks.
+// A run must behave the same on both, so every case asserts the documented behaviour, not a provider's quirks.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createDockerProvider } from '../providers/docker.ts';
+import { createDockerProvider } from '../providers/docker/index.ts';
 import { createE2bProvider } from '../providers/e2b.ts';
 import { SandboxError, type CreateOptions, type Sandbox, type SandboxProvider, type SandboxProviderName } from '../lib/sandbox.ts';
 import { setLogSink } from '../lib/log.ts';
@@ -273,6 +273,18 @@ function providerContract(name: SandboxProviderName, setup: () => Promise<Harnes
       await rejectsWithCode(sbx.readFile('/workspace/from/api.txt'), ['FILE_NOT_FOUND'], 'a file exec removed');
     });
 
+    test('files: an aborted signal stops readFile, writeFile and list with its reason', async () => {
+      const sbx = await create();
+      await sbx.writeFile('/workspace/kept.txt', enc('kept'));
+      const reason = new Error('the run ended');
+      const signal = AbortSignal.abort(reason);
+      await within(assert.rejects(sbx.readFile('/workspace/kept.txt', { signal }), (e) => e === reason), 20_000, 'aborted readFile');
+      await within(assert.rejects(sbx.list('/workspace', { signal }), (e) => e === reason), 20_000, 'aborted list');
+      await within(assert.rejects(sbx.writeFile('/workspace/not-written.txt', enc('x'), { signal }), (e) => e === reason), 20_000, 'aborted writeFile');
+      await rejectsWithCode(sbx.readFile('/workspace/not-written.txt'), ['FILE_NOT_FOUND'], 'a write whose signal was already aborted');
+      assert.equal(dec(await sbx.readFile('/workspace/kept.txt')), 'kept', 'the sandbox is unharmed');
+    });
+
     test('destroy is idempotent; using a destroyed sandbox rejects with a SandboxError, never hangs', async () => {
       const sbx = await create();
       await within(Promise.all([sbx.destroy(), sbx.destroy()]), 30_000, 'concurrent destroys');
@@ -308,7 +320,8 @@ providerContract('docker', async () => ({
     memoryMb: 256,
     cpus: 1,
     pidsLimit: 128,
-    readOnlyRootfs: false,
+    diskMb: 128,
+    readOnlyRootfs: true,
   }),
   teardown: async () => {},
 }));

@@ -25,7 +25,7 @@ after(() => rmSync(tmpRoot, { recursive: true, force: true }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------------------
-describe('EventStream (SPEC section 4)', () => {
+describe('EventStream (docs/api.md#event-stream)', () => {
   async function readAll(stream: ReadableStream<Uint8Array>): Promise<string> {
     const reader = stream.getReader();
     const dec = new TextDecoder();
@@ -143,7 +143,7 @@ describe('EventStream (SPEC section 4)', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------
-describe('truncateMiddle (SPEC: past 30,000 chars keep the first and last 15,000)', () => {
+describe('truncateMiddle (past 30,000 chars keep the first and last 15,000)', () => {
   test('30,000 characters or fewer are unchanged', () => {
     const exact = 'x'.repeat(30_000);
     assert.equal(truncateMiddle(exact), exact);
@@ -355,7 +355,7 @@ describe('structured output', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------
-describe('E2B webhook signature (SPEC section 7)', () => {
+describe('E2B webhook signature (docs/api.md#e2b-webhook)', () => {
   const secret = 'whsec_test_secret';
   // Independent computation: sha256(secret + raw body).
   const sig = (s: string, body: string) => createHash('sha256').update(s + body, 'utf8').digest();
@@ -612,7 +612,7 @@ describe('parseQuery', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------
-describe('RunStore (SPEC section 7)', () => {
+describe('RunStore (docs/api.md#run-records)', () => {
   let n = 0;
   const freshPath = () => join(tmpRoot, `store-${++n}`, 'nested', 'runs.db');
   const end = (over: Partial<RunEnd> = {}): RunEnd => ({

@@ -1,4 +1,4 @@
-// POST /webhooks/e2b through a real server (SPEC section 7): signature per E2B's v1 scheme, computed here
+// POST /webhooks/e2b through a real server (docs/api.md#e2b-webhook): signature per E2B's v1 scheme, computed here
 // independently (SHA-256 over the secret followed by the raw body; base64url without padding, standard base64
 // without padding accepted too), de-duplication by e2b-delivery-id, and `killed` ending a live E2B run.
 import { after, before, describe, test } from 'node:test';

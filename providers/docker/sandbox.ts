@@ -1,0 +1,68 @@
+// One Docker sandbox: a running hardened container and its workspace volume. Commands and file operations
+// run as the sandbox user through exec (exec.ts, files.ts); only the server's uploads use the archive API.
+import type Docker from 'dockerode';
+import { log } from '../../lib/log.ts';
+import type { ExecOptions, ExecResult, FileEntry, PlacedFile, Sandbox } from '../../lib/sandbox.ts';
+import type { Engine } from './engine.ts';
+import { execCommand, type Target } from './exec.ts';
+import * as files from './files.ts';
+import { removeSandbox, REMOVE_TIMEOUT_MS } from './reap.ts';
+import { parseUser } from './spec.ts';
+
+export class DockerSandbox implements Sandbox {
+  readonly provider = 'docker' as const;
+  readonly id: string;
+  private readonly target: Target;
+  private readonly owner: { uid: number; gid: number };
+  private destroying: Promise<void> | undefined;
+  private destroyed = false;
+
+  constructor(
+    private readonly engine: Engine,
+    container: Docker.Container,
+    readonly name: string,
+    private readonly volume: string,
+    user: string,
+    private readonly removeMs = REMOVE_TIMEOUT_MS,
+  ) {
+    this.id = container.id;
+    this.target = { engine, container, name, user };
+    this.owner = parseUser(user);
+  }
+
+  exec(command: string, opts: ExecOptions): Promise<ExecResult> {
+    return execCommand(this.target, command, opts);
+  }
+
+  writeFile(path: string, data: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void> {
+    return files.writeFile(this.target, path, data, opts?.signal);
+  }
+
+  readFile(path: string, opts?: { maxBytes?: number; signal?: AbortSignal }): Promise<Uint8Array> {
+    return files.readFile(this.target, path, opts);
+  }
+
+  list(path: string, opts?: { signal?: AbortSignal }): Promise<FileEntry[]> {
+    return files.list(this.target, path, opts?.signal);
+  }
+
+  place(placed: PlacedFile[], opts?: { signal?: AbortSignal }): Promise<void> {
+    return files.place(this.target, placed, this.owner, opts?.signal);
+  }
+
+  /** Idempotent and bounded in time; a failure leaves the labelled container to the reaper. */
+  destroy(): Promise<void> {
+    if (this.destroyed) return Promise.resolve();
+    this.destroying ??= removeSandbox(this.engine, this.name, this.volume, this.removeMs).then(
+      () => {
+        this.destroyed = true;
+        log.debug('docker sandbox destroyed', { container: this.name });
+      },
+      (err) => {
+        this.destroying = undefined; // a later call (or the reaper) tries again
+        throw err;
+      },
+    );
+    return this.destroying;
+  }
+}

@@ -1,0 +1,108 @@
+// The hardened container of one sandbox: limits, dropped privileges, labels, and bounded storage.
+// Exported for the benchmark floor, which must create exactly the container the provider creates.
+import type Docker from 'dockerode';
+import { WORKSPACE, type DockerSettings } from '../../lib/sandbox.ts';
+
+/**
+ * Keeps the container alive with nothing but sh: `read` blocks on stdin, a pipe the engine holds open
+ * because of OpenStdin (busybox-only images may lack a `sleep` on PATH). Init: true puts docker-init in
+ * front as PID 1 to reap zombies.
+ */
+const KEEPALIVE = ['/bin/sh', '-c', 'read _'];
+
+/** Parses "uid" or "uid:gid" (lib/config.ts only lets numeric values through); tar headers and mounts need numbers. */
+export function parseUser(user: string): { uid: number; gid: number } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(user);
+  if (!m) throw new Error(`docker.user must be "uid" or "uid:gid" (numeric), got ${JSON.stringify(user)}`);
+  return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
+}
+
+export interface StorageSplit {
+  /** The /workspace tmpfs volume. */
+  workspaceMb: number;
+  /** The /tmp tmpfs on a read-only root; on a writable root, the root layer's quota (which then holds /tmp). */
+  tmpMb: number;
+  /** /dev/shm. */
+  shmMb: number;
+}
+
+/**
+ * How `diskMb` is shared out so that ALL writable storage of a sandbox together stays within it: each place
+ * is a filesystem with its own hard size, and the sizes add up to diskMb. /tmp gets a quarter (compilers and
+ * package builds use it), /dev/shm a sixteenth up to 64 MiB (semaphores, small shared buffers), /workspace the
+ * rest (1 GiB: 704 MiB workspace, 256 MiB /tmp, 64 MiB /dev/shm). Writing past a share fails with ENOSPC.
+ */
+export function storageSplit(diskMb: number): StorageSplit {
+  const tmpMb = Math.max(1, Math.floor(diskMb / 4));
+  const shmMb = Math.max(1, Math.min(64, Math.floor(diskMb / 16)));
+  return { workspaceMb: diskMb - tmpMb - shmMb, tmpMb, shmMb };
+}
+
+/**
+ * Host memory one sandbox may hold at most (MiB): its processes' memoryMb plus the storage kept in memory.
+ * tmpfs pages are charged to the container's memory cgroup, so the limit is raised by exactly that much:
+ * with a full disk the processes still get memoryMb, and storage can never push them into the OOM killer
+ * because every tmpfs is full (ENOSPC) before the cgroup is. On a writable root the root layer is on disk,
+ * not in memory.
+ */
+export function reservedMemoryMb(settings: DockerSettings): number {
+  const split = storageSplit(settings.diskMb);
+  return settings.memoryMb + split.workspaceMb + split.shmMb + (settings.readOnlyRootfs ? split.tmpMb : 0);
+}
+
+/**
+ * The hardened container of one sandbox.
+ *
+ * Storage, bounded by `diskMb` in total (see storageSplit): /workspace is a labelled `local` volume of type
+ * tmpfs, sized, and owned by the sandbox user from the start (with CapDrop ALL nothing inside could chown it);
+ * the archive API reads and writes it like any volume. /tmp and /dev/shm are tmpfs. The root filesystem is
+ * read-only by default; a writable root would be an unbounded layer on the host disk with overlay2 on ext4,
+ * so it gets a quota (StorageOpt size) and the create fails when the engine cannot enforce one. Container
+ * output goes to no log file (LogConfig none): the sandbox user could otherwise write without bound into the
+ * host's json log through /proc/1/fd/1.
+ */
+export function containerSpec(
+  settings: DockerSettings,
+  c: { name: string; image: string; labels: Record<string, string>; volume: string },
+): Docker.ContainerCreateOptions {
+  const mib = 1024 * 1024;
+  const bytes = reservedMemoryMb(settings) * mib;
+  const split = storageSplit(settings.diskMb);
+  const { uid, gid } = parseUser(settings.user);
+  const workspace = { type: 'tmpfs', device: 'tmpfs', o: `size=${split.workspaceMb}m,uid=${uid},gid=${gid},mode=0755` };
+  return {
+    name: c.name,
+    Image: c.image,
+    Cmd: KEEPALIVE,
+    OpenStdin: true,
+    User: settings.user,
+    WorkingDir: WORKSPACE,
+    Env: [], // nothing of ours: the image's own PATH etc. only, never a key
+    Labels: c.labels,
+    NetworkDisabled: settings.network === 'none',
+    HostConfig: {
+      Memory: bytes,
+      MemorySwap: bytes, // same as Memory: no swap, so a runaway allocation is OOM-killed
+      NanoCpus: Math.round(settings.cpus * 1e9),
+      PidsLimit: settings.pidsLimit,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Init: true,
+      NetworkMode: settings.network,
+      ReadonlyRootfs: settings.readOnlyRootfs,
+      Tmpfs: settings.readOnlyRootfs ? { '/tmp': `rw,nosuid,nodev,exec,size=${split.tmpMb}m,mode=1777` } : undefined,
+      StorageOpt: settings.readOnlyRootfs ? undefined : { size: `${split.tmpMb}M` },
+      ShmSize: split.shmMb * mib,
+      LogConfig: { Type: 'none', Config: {} },
+      Mounts: [
+        {
+          Type: 'volume',
+          Source: c.volume,
+          Target: WORKSPACE,
+          // NoCopy: the image's own /workspace is not copied in (it would land on the host disk, under the tmpfs).
+          VolumeOptions: { NoCopy: true, Labels: c.labels, DriverConfig: { Name: 'local', Options: workspace } },
+        },
+      ],
+    },
+  };
+}

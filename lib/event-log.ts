@@ -7,6 +7,7 @@
 // If storage fails, a run's batches wait in memory for the writer's retries, and readers still get all of
 // them. Memory for that is bounded: a run whose unstored events pass MAX_UNSTORED_RUN_BYTES (or all runs'
 // pass MAX_UNSTORED_TOTAL_BYTES) is ended with STORAGE_ERROR.
+import type { RowStore } from './event-rows.ts';
 import { EventWriter, type Batch, type BatchOwner } from './event-writer.ts';
 import { frameEvent, type EventSource, type LiveSink, type StreamEvent } from './sse.ts';
 import type { RowWrite } from './store.ts';
@@ -31,9 +32,10 @@ export function framesAfter(batch: Batch, cursor: number): Buffer {
 /** How long a run's end waits for its last events and row to be committed before readers get the terminal event. */
 const END_WAIT_MS = 2000;
 
-/** What the logs read from the run store (lib/store.ts), on the main thread. */
-export interface EventReader {
+/** The run store (lib/store.ts) as the logs use it on the main thread. */
+export interface EventReader extends RowStore {
   readEvents(runId: string, cursor: number, maxBytes: number): Batch[];
+  transaction<T>(fn: () => T): T;
 }
 
 interface Follower {
@@ -175,13 +177,14 @@ export class EventLogs {
   private readonly reader: EventReader | undefined;
 
   /**
-   * `dbPath` is the database `store` reads (the writer opens its own connection to it). `storeEvents: false`
-   * exists for the benchmark that measures what storing costs; production always stores.
+   * `dbPath` is the database `store` reads (the writer thread opens its own connection to it; an in-memory
+   * database is written through `store`). `storeEvents: false` exists for the benchmark that measures what
+   * storing costs; production always stores.
    */
   constructor(store: EventReader, dbPath: string, opts: { storeEvents?: boolean } = {}) {
     const storing = opts.storeEvents !== false;
     this.reader = storing ? store : undefined;
-    this.writer = new EventWriter(storing ? dbPath : undefined);
+    this.writer = new EventWriter(!storing ? undefined : dbPath === ':memory:' ? { local: store } : { path: dbPath });
   }
 
   /** Starts the log of a new run. `onOverflow` ends the run when storage has failed for too long. */

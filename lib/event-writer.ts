@@ -10,6 +10,7 @@
 // A failed commit (database locked by another program, disk full) loses nothing: the ops go back to the head
 // of the queue and are retried with a backoff. A worker that dies is replaced on the next attempt.
 import { Worker } from 'node:worker_threads';
+import { writeOps, type RowStore } from './event-rows.ts';
 import { log } from './log.ts';
 import type { RowWrite } from './store.ts';
 
@@ -41,6 +42,13 @@ export interface WireMessage {
 }
 export type WireReply = { seq: number; ok: true } | { seq: number; ok: false; error: string };
 
+/**
+ * Where the writer writes: a database file (through the writer thread), the main thread's own connection
+ * (an in-memory database cannot be opened by another thread), or nowhere (the benchmark that measures what
+ * storing costs).
+ */
+export type WriterTarget = { path: string } | { local: RowStore & { transaction<T>(fn: () => T): T } } | undefined;
+
 type Op = { owner: BatchOwner; batch: Batch } | { row: RowWrite };
 
 /** How long ops wait to be sent: a commit costs about as much as a few hundred small events. */
@@ -65,8 +73,7 @@ export class EventWriter {
   private storedCount = 0;
   private waiters = new Set<{ target: number; resolve: () => void }>();
 
-  /** `dbPath` undefined: nothing is stored (the benchmark that measures what storing costs). */
-  constructor(private readonly dbPath: string | undefined) {}
+  constructor(private readonly target: WriterTarget) {}
 
   /** Bytes of frames not yet stored. */
   get queuedBytes(): number {
@@ -156,18 +163,21 @@ export class EventWriter {
     const ops = this.queue.splice(0, n);
     const seq = ++this.seq;
     this.inFlight = { seq, ops };
-    if (!this.dbPath) return void queueMicrotask(() => this.settle({ seq, ok: true }));
+    const target = this.target;
+    if (!target) return void queueMicrotask(() => this.settle({ seq, ok: true }));
     try {
       const message = toWire(seq, ops);
-      this.workerOrStart().postMessage(message, [message.frames]);
+      if ('path' in target) return void this.workerOrStart(target.path).postMessage(message, [message.frames]);
+      target.local.transaction(() => writeOps(target.local, message.ops, Buffer.from(message.frames)));
+      queueMicrotask(() => this.settle({ seq, ok: true }));
     } catch (err) {
-      this.settle({ seq, ok: false, error: (err as Error).message });
+      queueMicrotask(() => this.settle({ seq, ok: false, error: (err as Error).message }));
     }
   }
 
-  private workerOrStart(): Worker {
+  private workerOrStart(path: string): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./event-writer-worker.mjs', import.meta.url), { workerData: { path: this.dbPath } });
+    const worker = new Worker(new URL('./event-writer-worker.mjs', import.meta.url), { workerData: { path } });
     worker.unref(); // shutdown closes it; it must never keep a process alive by itself
     worker.on('message', (reply: WireReply) => this.settle(reply));
     const lost = (why: string) => {

@@ -8,6 +8,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { EventLogs } from '../lib/event-log.ts';
+import { EventStream } from '../lib/sse.ts';
 import { RunStore } from '../lib/store.ts';
 import { startFakeAnthropic, type FakeModelServer, type FakeTurn } from './fixtures/fake-models.ts';
 import { spawnServer, type ChildServer } from './helpers/child.ts';
@@ -68,6 +70,37 @@ async function detach(server: Fetcher, body: object): Promise<string> {
 
 const raw = (frames: Frame[]) => frames.map((f) => f.raw).join('');
 const row = async (server: Fetcher, id: string) => (await server.fetch(`/runs/${id}`)).json() as Promise<Record<string, any>>;
+
+describe('event log (in-memory database, no sandbox)', () => {
+  test('replay from any cursor: stored rows are cut at the cursor, bytes equal to the live stream', async () => {
+    const store = new RunStore(':memory:');
+    try {
+      const logs = new EventLogs(store, ':memory:');
+      const log = logs.open('run_a', () => {});
+      const text = async (stream: EventStream) => new Response(stream.body).text();
+      const live = text(new EventStream(logs.subscribe('run_a', 0)));
+      // 3,000 events over many ticks; a few large ones cut their batch early.
+      for (let i = 1; i <= 3000; i++) {
+        log.append({ type: 'assistant', subtype: 'delta', content: i % 500 === 0 ? 'y'.repeat(300_000) : `d${i}` });
+        if (i % 97 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+      await log.end({ type: 'result', content: 'ok' }, { kind: 'sandbox', id: 'run_a', sandboxId: 'none', sandboxCount: 0 });
+      assert.equal(logs.get('run_a'), undefined, 'an ended log whose events are all stored leaves memory');
+      const rows = store.readEvents('run_a', 0, Number.MAX_SAFE_INTEGER);
+      assert.ok(rows.length > 5, `stored in several rows: ${rows.length}`);
+      assert.equal(rows.at(-1)!.lastId, 3001);
+      const full = await live;
+      const frames = full.split(/(?<=\n\n)/);
+      assert.equal(frames.length, 3001);
+      for (const cursor of [0, 1, 96, 97, 98, 499, 500, 1500, 2999, 3000, 3001, 5000]) {
+        const got = await text(new EventStream(logs.subscribe('run_a', cursor)));
+        assert.equal(got, frames.slice(cursor).join(''), `replay after ${cursor}`);
+      }
+    } finally {
+      store.close();
+    }
+  });
+});
 
 describe('reattach and detach', () => {
   test('a /query client with onDisconnect "continue" drops its stream midway and reattaches with its last id: exactly the rest, in order, one terminal', async () => {

@@ -198,6 +198,11 @@ export class EventLogs {
     return this.logs.get(runId);
   }
 
+  /** Runs whose log is here: in flight, or ended with events not yet stored. */
+  runIds(): string[] {
+    return [...this.logs.keys()];
+  }
+
   /** A reader of `runId`'s events after `cursor`: stored, then unstored, then live while the run is here. */
   subscribe(runId: string, cursor: number): EventSource {
     return new Subscription(this, runId, cursor);

@@ -9,6 +9,7 @@ import { posix } from 'node:path';
 import { RunAbort, raceAbort } from './abort.ts';
 import { runAgent, type AgentResult } from './agent.ts';
 import { collectArtifacts, takeBaseline } from './artifacts.ts';
+import { scheduleCallback } from './callbacks.ts';
 import { compositeTools } from './composite.ts';
 import type { Config } from './config.ts';
 import type { EventLogs } from './event-log.ts';
@@ -21,6 +22,7 @@ import type { RunPlan } from './plan.ts';
 import { SandboxPool } from './pool.ts';
 import { costOf, findPrice } from './pricing.ts';
 import type { Registry } from './registry.ts';
+import { RunResults } from './results.ts';
 import { newRunId } from './run-id.ts';
 import { SandboxError, WORKSPACE, type SandboxProviderName } from './sandbox.ts';
 import type { StreamEvent } from './sse.ts';
@@ -132,7 +134,8 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     const price = findPrice(plan.model, app.config.pricing);
     const timer = setTimeout(() => controller.abort(new RunAbort('TIMEOUT', `the run exceeded its timeout of ${plan.timeout} seconds`)), plan.timeout * 1000);
     const deadline = started + plan.timeout * 1000;
-    const emit = (e: StreamEvent) => void events.append(e);
+    const kept = new RunResults(Boolean(plan.outputFormat));
+    const emit = (e: StreamEvent) => void events.append(kept.see(e));
     const pool = new SandboxPool({
       runId,
       instanceId: app.store.instanceId,
@@ -233,11 +236,13 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     if (terminal.event.type === 'result') terminal.event.durationSecs = durationSecs;
     const costUsd = price ? costOf(usage, price) : null;
     const end: RunEnd = { status: terminal.status, errorCode: terminal.errorCode, error: terminal.error, costUsd, ...usage, numTurns, durationSecs, filesCount, sandboxCount: pool.createdCount };
+    await kept.save(app.store, runId, terminal.event); // before the row closes: a finished run's record is whole
     const completedAt = new Date().toISOString();
     // The row is closed in the same transaction as the terminal event is stored. A storage failure never costs
     // a reader its terminal event: both wait in memory for the writer's retries, and if the process dies
     // first, the next start closes the row as INTERRUPTED.
     await events.end(terminal.event, { kind: 'finish', id: runId, end, completedAt });
+    if (plan.callbackUrl) scheduleCallback(app.config.callbacks, app.store, runId, plan.callbackUrl);
     log.info('run ended', { runId, status: terminal.status, errorCode: terminal.errorCode ?? undefined, numTurns, ...usage, costUsd, durationSecs, sandboxCount: pool.createdCount });
     app.metrics.runEnded({ status: terminal.status, errorCode: terminal.errorCode, durationSecs, model: plan.model, usage, costUsd });
   }

@@ -22,7 +22,7 @@ import { metrics } from './metrics.ts';
 import { query } from './query.ts';
 import { cancelRun, runEvents } from './run-events.ts';
 import { openapi } from './openapi.ts';
-import { getRun, listRuns } from './runs.ts';
+import { getRun, getRunFile, listRuns } from './runs.ts';
 import { e2bWebhook } from './webhooks.ts';
 
 /** Paths with their own check instead of the bearer key (and so without the browser guard). */
@@ -95,6 +95,7 @@ export function createHandler(app: AppContext): Handler {
   route(['GET', 'HEAD'], '/runs/:id', getRun);
   route(['GET', 'HEAD'], '/runs/:id/events', runEvents);
   route(['POST'], '/runs/:id/cancel', cancelRun);
+  route(['GET', 'HEAD'], '/runs/:id/files/:path+', getRunFile);
   route(['POST'], '/webhooks/e2b', e2bWebhook);
   route(['GET', 'HEAD'], '/openapi.json', openapi(() => router.routes));
 

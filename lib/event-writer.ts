@@ -49,7 +49,8 @@ export type WireReply = { seq: number; ok: true } | { seq: number; ok: false; er
  */
 export type WriterTarget = { path: string } | { local: RowStore & { transaction<T>(fn: () => T): T } } | undefined;
 
-type Op = { owner: BatchOwner; batch: Batch } | { row: RowWrite };
+/** `once`: a write tried in one transaction only, told how it went (a run's insert: refused if it fails). */
+type Op = { owner: BatchOwner; batch: Batch } | { row: RowWrite; once?: (error: string | undefined) => void };
 
 /** How long ops wait to be sent: a commit costs about as much as a few hundred small events. */
 const COMMIT_MS = 10;
@@ -68,9 +69,9 @@ export class EventWriter {
   private failures = 0;
   private worker: Worker | undefined;
   private closing = false;
-  /** Ops ever queued, and ever committed (in order), so flush() knows when its ops are stored. */
+  /** Ops ever queued, and ever settled (committed, or given up once-ops), so flush() knows when its ops are done. */
   private queuedCount = 0;
-  private storedCount = 0;
+  private settledCount = 0;
   private waiters = new Set<{ target: number; resolve: () => void }>();
 
   constructor(private readonly target: WriterTarget) {}
@@ -100,13 +101,29 @@ export class EventWriter {
   }
 
   /**
+   * A write that must be known to have happened before anything else is done (a run's row before the run
+   * starts): sent at once, in one transaction, not retried. Resolves with the error when it failed.
+   */
+  record(row: RowWrite): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      this.queue.push({ row, once: resolve });
+      this.queuedCount++;
+      if (!this.inFlight && !this.closing) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+        this.send();
+      }
+    });
+  }
+
+  /**
    * Sends what is queued now, and resolves once it has been committed, or a commit has failed (retries then
    * go on in the background), or `ms` passed. Used at a run's end, so its row is closed before its readers
    * see the terminal event, without making them wait on a failing database.
    */
   flush(ms: number): Promise<void> {
     const target = this.queuedCount;
-    if (this.storedCount >= target || this.failures > 0) return Promise.resolve();
+    if (this.settledCount >= target || this.failures > 0) return Promise.resolve();
     this.schedule(0);
     return new Promise<void>((resolve) => {
       const waiter = { target, resolve: () => {} };
@@ -155,9 +172,11 @@ export class EventWriter {
     let n = 0;
     while (n < this.queue.length) {
       const op = this.queue[n]!;
-      // Cut only before a batch, so a row write stays in the transaction of the op before it.
-      if ('batch' in op && n > 0 && bytes + op.batch.frames.length > MAX_MESSAGE_BYTES) break;
-      if ('batch' in op) bytes += op.batch.frames.length;
+      const size = 'batch' in op ? op.batch.frames.length : op.row.kind === 'fileChunk' ? op.row.data.byteLength : 0;
+      // Never cut before a run's closing row: it is committed with the terminal event before it.
+      const cuttable = !('row' in op && op.row.kind === 'finish');
+      if (cuttable && n > 0 && bytes + size > MAX_MESSAGE_BYTES) break;
+      bytes += size;
       n++;
     }
     const ops = this.queue.splice(0, n);
@@ -199,12 +218,19 @@ export class EventWriter {
       for (const op of ops) if ('batch' in op) this.bytes -= op.batch.frames.length;
       if (this.failures > 0) log.info('storage works again; delayed events and run rows are stored', { failedAttempts: this.failures });
       this.failures = 0;
-      this.storedCount += ops.length;
-      for (const op of ops) if ('batch' in op) op.owner.stored(op.batch);
-      for (const w of [...this.waiters]) if (this.storedCount >= w.target) w.resolve();
+      this.settledCount += ops.length;
+      for (const op of ops) {
+        if ('batch' in op) op.owner.stored(op.batch);
+        else op.once?.(undefined);
+      }
+      for (const w of [...this.waiters]) if (this.settledCount >= w.target) w.resolve();
       if (this.queue.length) this.schedule(this.waiters.size > 0 || this.bytes >= MAX_MESSAGE_BYTES ? 0 : COMMIT_MS);
     } else {
-      this.queue.unshift(...ops);
+      // Once-ops are given up and told; everything else goes back to the head of the queue, in order.
+      const given = ops.filter((op) => 'row' in op && op.once);
+      for (const op of given) if ('row' in op) op.once!(reply.error);
+      this.settledCount += given.length;
+      this.queue.unshift(...ops.filter((op) => !given.includes(op)));
       this.failed(reply.error, ops);
       for (const w of [...this.waiters]) w.resolve();
     }
@@ -250,7 +276,7 @@ function toWire(seq: number, ops: Op[]): WireMessage {
     }
   }
   const wire = ops.map((op): WireOp => {
-    if ('row' in op) return op;
+    if ('row' in op) return { row: op.row };
     const start = at.get(op.batch)!;
     return { runId: op.owner.runId, firstId: op.batch.firstId, lastId: op.batch.lastId, start, end: start + op.batch.frames.length };
   });

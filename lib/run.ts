@@ -90,20 +90,29 @@ export type StartResult = { ok: true; run: StartedRun } | { ok: false; code: 'ST
 /**
  * Records a run and starts it in the background; its events go to its log (`app.events`), readable at once
  * with `app.events.subscribe(run.id, 0)`. Fails only when the run cannot be recorded: then nothing was made.
+ * The run holds its place in `app.runs` from the call on (the caller admitted it in this same tick).
  */
-export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string, memory?: MemoryReservation): StartResult {
+export async function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string, memory?: MemoryReservation): Promise<StartResult> {
   const runId = newRunId(app.store.instanceId);
   const started = Date.now();
   const controller = new AbortController();
   const signal = controller.signal;
   const sandboxIds = new Set<string>();
+  let ended!: () => void;
+  const done = new Promise<void>((resolve) => (ended = resolve));
+  app.runs.add({ id: runId, controller, sandboxIds, done });
 
-  try {
-    app.store.insert({ id: runId, prompt: plan.prompt, model: plan.model, provider: plan.provider, sandboxProvider, startedAt: new Date(started).toISOString() });
-  } catch (err) {
+  // The row is written by the writer thread, like everything else a run records, so it is never stuck
+  // behind another run's large commit on a second connection.
+  const error = await app.events.writer.record({
+    kind: 'insert',
+    run: { id: runId, prompt: plan.prompt, model: plan.model, provider: plan.provider, sandboxProvider, startedAt: new Date(started).toISOString() },
+  });
+  if (error !== undefined) {
     // Nothing was created yet: refuse the run rather than run it unrecorded.
-    log.error('could not record the run', { runId, error: err });
+    log.error('could not record the run', { runId, error });
     memory?.release();
+    ended();
     return {
       ok: false,
       code: 'STORAGE_ERROR',
@@ -119,13 +128,14 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
   app.metrics.runStarted(plan.provider, sandboxProvider);
   events.append({ type: 'system', subtype: 'run_started', content: `run ${runId} started`, runId, model: plan.model, provider: plan.provider, sandboxProvider });
 
-  const done = execute().catch((err) => {
-    log.error('run cleanup failed', { runId, error: err, stack: (err as Error)?.stack });
-    // Whatever failed, the log still gets exactly one terminal event (no-op if it already has one).
-    const content = 'internal error; see the server log for this run id';
-    return events.end({ type: 'error', code: 'INTERNAL', content }, { kind: 'finish', id: runId, end: bareEnd('INTERNAL', content), completedAt: new Date().toISOString() });
-  });
-  app.runs.add({ id: runId, controller, sandboxIds, done });
+  void execute()
+    .catch((err) => {
+      log.error('run cleanup failed', { runId, error: err, stack: (err as Error)?.stack });
+      // Whatever failed, the log still gets exactly one terminal event (no-op if it already has one).
+      const content = 'internal error; see the server log for this run id';
+      return events.end({ type: 'error', code: 'INTERNAL', content }, { kind: 'finish', id: runId, end: bareEnd('INTERNAL', content), completedAt: new Date().toISOString() });
+    })
+    .finally(ended);
 
   async function execute(): Promise<void> {
     const usage: Usage = emptyUsage();
@@ -236,7 +246,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     if (terminal.event.type === 'result') terminal.event.durationSecs = durationSecs;
     const costUsd = price ? costOf(usage, price) : null;
     const end: RunEnd = { status: terminal.status, errorCode: terminal.errorCode, error: terminal.error, costUsd, ...usage, numTurns, durationSecs, filesCount, sandboxCount: pool.createdCount };
-    await kept.save(app.store, runId, terminal.event); // before the row closes: a finished run's record is whole
+    await kept.save((row) => app.events.writer.write(row), runId, terminal.event); // queued before the row closes: a finished run's record is whole
     const completedAt = new Date().toISOString();
     // The row is closed in the same transaction as the terminal event is stored. A storage failure never costs
     // a reader its terminal event: both wait in memory for the writer's retries, and if the process dies

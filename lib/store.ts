@@ -49,6 +49,18 @@ export interface KeptFileInfo {
   sha256: string;
 }
 
+/**
+ * What a run writes besides its events, in order with them: all of it goes through the event writer's
+ * thread (lib/event-writer.ts), the one connection that writes runs, so no two writers wait on each other.
+ */
+export type RowWrite =
+  | { kind: 'insert'; run: Pick<RunRecord, 'id' | 'prompt' | 'model' | 'provider' | 'sandboxProvider' | 'startedAt'> }
+  | { kind: 'sandbox'; id: string; sandboxId: string; sandboxCount: number }
+  | { kind: 'fileChunk'; id: string; path: string; seq: number; data: Uint8Array }
+  | { kind: 'file'; id: string; file: KeptFileInfo }
+  | { kind: 'result'; id: string; result: KeptResult }
+  | { kind: 'finish'; id: string; end: RunEnd; completedAt: string };
+
 /** A finished run that still holds stored events or files, oldest first (retention walks these). */
 export interface KeptRun {
   id: string;
@@ -62,10 +74,6 @@ export type RunEnd = Pick<
   'status' | 'errorCode' | 'error' | 'costUsd' | 'inputTokens' | 'outputTokens' | 'cacheReadTokens' | 'cacheWriteTokens' | 'numTurns' | 'durationSecs' | 'filesCount' | 'sandboxCount'
 >;
 
-/** A row write that follows a run's events (made by the event writer, in the same transaction as them). */
-export type RowWrite =
-  | { kind: 'sandbox'; id: string; sandboxId: string; sandboxCount: number }
-  | { kind: 'finish'; id: string; end: RunEnd; completedAt: string };
 
 const COLUMNS = `id, prompt, model, provider, sandbox_provider AS sandboxProvider, sandbox_id AS sandboxId, status,
   error_code AS errorCode, error, cost_usd AS costUsd, input_tokens AS inputTokens, output_tokens AS outputTokens,
@@ -194,8 +202,20 @@ export class RunStore {
   }
 
   applyRowWrite(w: RowWrite): void {
-    if (w.kind === 'sandbox') this.setSandbox(w.id, w.sandboxId, w.sandboxCount);
-    else this.finish(w.id, w.end, w.completedAt);
+    switch (w.kind) {
+      case 'insert':
+        return this.insert(w.run);
+      case 'sandbox':
+        return this.setSandbox(w.id, w.sandboxId, w.sandboxCount);
+      case 'fileChunk': // a Uint8Array once it has crossed to the writer thread
+        return this.saveFileChunk(w.id, w.path, w.seq, Buffer.from(w.data.buffer, w.data.byteOffset, w.data.byteLength));
+      case 'file':
+        return this.saveFile(w.id, w.file);
+      case 'result':
+        return this.saveResult(w.id, w.result);
+      case 'finish':
+        return this.finish(w.id, w.end, w.completedAt);
+    }
   }
 
   /** Runs `fn` in one transaction (nested calls join the outer one). */

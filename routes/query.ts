@@ -43,7 +43,7 @@ export async function query(req: Request, app: AppContext): Promise<Response> {
       headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
     });
   }
-  const started = startRun(app, plan, sandboxProvider, req.headers.get('x-request-id') ?? undefined, memory);
+  const started = await startRun(app, plan, sandboxProvider, req.headers.get('x-request-id') ?? undefined, memory);
   if (!started.ok) return apiError(503, started.code, started.message, { hint: started.hint, headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } });
   const { run } = started;
   if (parsed.value.detach) {

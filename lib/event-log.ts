@@ -4,9 +4,10 @@
 // then the batches not stored yet from memory, then the live ones. Moving from one to the next happens in
 // one synchronous step, and batches leave memory only once committed, so no event is missed or repeated.
 //
-// If storage fails, a run's batches wait in memory for the writer's retries, and readers still get all of
-// them. Memory for that is bounded: a run whose unstored events pass MAX_UNSTORED_RUN_BYTES (or all runs'
-// pass MAX_UNSTORED_TOTAL_BYTES) is ended with STORAGE_ERROR.
+// Batches wait in memory until committed (if storage fails, through the writer's retries), and readers still
+// get all of them. Memory for that is bounded: a run whose unstored events pass MAX_UNSTORED_RUN_BYTES (or
+// all runs' pass MAX_UNSTORED_TOTAL_BYTES), because the database refuses writes or cannot keep up, is ended
+// with STORAGE_ERROR.
 import type { RowStore } from './event-rows.ts';
 import { EventWriter, type Batch, type BatchOwner } from './event-writer.ts';
 import { frameEvent, type EventSource, type LiveSink, type StreamEvent } from './sse.ts';
@@ -16,8 +17,9 @@ import type { RowWrite } from './store.ts';
 const MAX_BATCH_CHARS = 256 * 1024;
 /** Replay reads the database in pages of about this size. */
 const PAGE_BYTES = 256 * 1024;
-export const MAX_UNSTORED_RUN_BYTES = 32 * 1024 * 1024;
-export const MAX_UNSTORED_TOTAL_BYTES = 128 * 1024 * 1024;
+/** Above a run's largest burst: its artifacts (25 MiB of files, a third more as base64) come in one tick. */
+export const MAX_UNSTORED_RUN_BYTES = 64 * 1024 * 1024;
+export const MAX_UNSTORED_TOTAL_BYTES = 256 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 /** The frames of `batch` after event id `cursor`. */
@@ -113,7 +115,7 @@ export class RunLog implements BatchOwner {
     this.unstored.push(batch);
     this.unstoredBytes += batch.frames.length;
     this.logs.writer.enqueue(this, batch);
-    if (this.logs.writer.failing) this.storageFailed();
+    this.checkBudget();
     return batch;
   }
 
@@ -135,6 +137,10 @@ export class RunLog implements BatchOwner {
   }
 
   storageFailed(): void {
+    this.checkBudget();
+  }
+
+  private checkBudget(): void {
     if (this.overflowed || this.ended) return;
     if (this.unstoredBytes > MAX_UNSTORED_RUN_BYTES || this.logs.writer.queuedBytes > MAX_UNSTORED_TOTAL_BYTES) {
       this.overflowed = true;

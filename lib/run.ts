@@ -123,7 +123,7 @@ export async function startRun(app: AppContext, plan: RunPlan, sandboxProvider: 
   const abort = (reason: RunAbort) => {
     if (!signal.aborted) controller.abort(reason);
   };
-  const events = app.events.open(runId, () => abort(new RunAbort('STORAGE_ERROR', "the database has refused this run's events for too long; the run was stopped so its log stays bounded in memory")));
+  const events = app.events.open(runId, () => abort(new RunAbort('STORAGE_ERROR', "the database could not store this run's events (it refused them, or could not keep up); the run was stopped so its log stays bounded in memory")));
   log.info('run started', { runId, model: plan.model, provider: plan.provider, sandboxProvider, requestId });
   app.metrics.runStarted(plan.provider, sandboxProvider);
   events.append({ type: 'system', subtype: 'run_started', content: `run ${runId} started`, runId, model: plan.model, provider: plan.provider, sandboxProvider });

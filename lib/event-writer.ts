@@ -196,7 +196,9 @@ export class EventWriter {
 
   private workerOrStart(path: string): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./event-writer-worker.mjs', import.meta.url), { workerData: { path } });
+    // execArgv: [] because an inherited `--import tsx` resolves against the cwd, which may be anywhere; the
+    // entry registers tsx itself, resolved from this folder.
+    const worker = new Worker(new URL('./event-writer-worker.mjs', import.meta.url), { workerData: { path }, execArgv: [] });
     worker.unref(); // shutdown closes it; it must never keep a process alive by itself
     worker.on('message', (reply: WireReply) => this.settle(reply));
     const lost = (why: string) => {

@@ -34,6 +34,7 @@ function startWorker(): Slot {
   // The entry registers tsx in the thread, then loads lib/schema-worker.ts.
   const worker = new Worker(new URL('./schema-worker.mjs', import.meta.url), {
     resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
+    execArgv: [], // an inherited `--import tsx` would resolve against the cwd; the entry registers tsx itself
   });
   const slot: Slot = { worker };
   const finish = (o: Outcome) => {

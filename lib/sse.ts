@@ -13,6 +13,14 @@ export const HEARTBEAT_MS = 15_000;
  * event in memory. A dropped reader may reattach with the last id it saw.
  */
 export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/**
+ * Returned files are the only large frames (a 10 MiB file is a 13 MiB `file` event) and come in one burst at
+ * the end of a run, faster than any network drains them. Chunks over LARGE_CHUNK_BYTES raise the bound by
+ * their size, up to MAX_LARGE_ALLOWANCE (a run returns at most 25 MiB of files, about 34 MiB framed), so a
+ * reader that does read is never dropped for a run's files, and one that does not still holds a fixed amount.
+ */
+const LARGE_CHUNK_BYTES = 1024 * 1024;
+const MAX_LARGE_ALLOWANCE = 48 * 1024 * 1024;
 /** While replaying, stored pages are read only while less than this is queued for the reader. */
 const REPLAY_QUEUE_BYTES = 512 * 1024;
 const enc = new TextEncoder();
@@ -73,6 +81,8 @@ export class EventStream {
   private controller!: ReadableStreamDefaultController<Uint8Array>;
   private live = false;
   private closed = false;
+  /** Extra bytes allowed for the large chunks (returned files) written so far. */
+  private allowance = 0;
   private heartbeat: NodeJS.Timeout;
   private readonly sink: LiveSink = {
     push: (chunk) => this.write(chunk),
@@ -134,12 +144,13 @@ export class EventStream {
     return true;
   }
 
-  /** A live chunk. One chunk larger than the bound still goes to a reader that had nothing queued. */
+  /** A live chunk. One chunk larger than the bound still goes to a reader that had nothing queued; returned files raise the bound. */
   private write(chunk: Uint8Array): void {
     if (this.closed) return;
     const before = this.queued;
+    if (chunk.byteLength > LARGE_CHUNK_BYTES) this.allowance = Math.min(MAX_LARGE_ALLOWANCE, this.allowance + chunk.byteLength);
     if (!this.enqueue(chunk)) return;
-    if (before > 0 && this.queued > MAX_BUFFERED_BYTES) {
+    if (before > 0 && this.queued > MAX_BUFFERED_BYTES + this.allowance) {
       const queued = this.queued;
       this.fail(new SlowReaderError(queued));
       this.onGone('slow');

@@ -137,6 +137,7 @@ describe('a provider added as one row', () => {
     const server = await startServer(loadConfig({ host: "127.0.0.1", port: 0 }, env, { modelProviders: TABLE }));
     try {
       const res = await fetch(`${server.url}/query`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'go', model: 'acme-small' }) });
+      if (res.status !== 200) assert.fail(`expected a stream, got ${res.status}: ${await res.text()}`);
       const events = await readEvents(res);
       const result = assertWellFormedRun(events);
       const started = events.find((e) => e.type === 'system' && e.subtype === 'run_started');

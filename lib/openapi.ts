@@ -325,6 +325,31 @@ function operations(): Operation[] {
         responses: { '200': { description: 'The OpenAPI 3.1 document.', content: jsonContent({ type: 'object' }) }, ...guarded },
       },
     },
+    {
+      method: 'get',
+      path: '/',
+      operation: {
+        operationId: 'dashboard',
+        summary: 'The runs dashboard (HTML page)',
+        description: 'Static, holds no data, needs no key; the page asks for the key and sends it on its API calls (README "Dashboard").',
+        security: [],
+        responses: { '200': { description: 'The dashboard page.', content: { 'text/html': { schema: str } } } },
+      },
+    },
+    {
+      method: 'get',
+      path: '/ui/{file}',
+      operation: {
+        operationId: 'dashboardAsset',
+        summary: "The dashboard's scripts and style sheet",
+        security: [],
+        parameters: [{ name: 'file', in: 'path', required: true, schema: str }],
+        responses: {
+          '200': { description: 'A script or style sheet of the dashboard.', content: { 'text/javascript': { schema: str }, 'text/css': { schema: str } } },
+          '404': response('NotFound'),
+        },
+      },
+    },
   ];
 }
 

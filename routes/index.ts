@@ -22,10 +22,14 @@ import { metrics } from './metrics.ts';
 import { query } from './query.ts';
 import { openapi } from './openapi.ts';
 import { getRun, listRuns } from './runs.ts';
+import { UI_PATHS, uiAsset } from './ui.ts';
 import { e2bWebhook } from './webhooks.ts';
 
-/** Paths with their own check instead of the bearer key (and so without the browser guard). */
-const PUBLIC = new Set(['/health', '/webhooks/e2b']);
+/**
+ * Paths with their own check instead of the bearer key (and so without the browser guard). The dashboard's
+ * files are static and hold no data; the page asks for the key and sends it on its API calls.
+ */
+const PUBLIC = new Set(['/health', '/webhooks/e2b', ...UI_PATHS]);
 
 /** What handlers receive: the edge's Request plus itty's `params` (percent-decoded here) and `query`. */
 export type ApiRequest = EdgeRequest & { params: Record<string, string>; query: Record<string, string | string[] | undefined>; startedAt: number };
@@ -94,6 +98,8 @@ export function createHandler(app: AppContext): Handler {
   route(['GET', 'HEAD'], '/runs/:id', getRun);
   route(['POST'], '/webhooks/e2b', e2bWebhook);
   route(['GET', 'HEAD'], '/openapi.json', openapi(() => router.routes));
+  route(['GET', 'HEAD'], '/', uiAsset);
+  route(['GET', 'HEAD'], '/ui/:file', uiAsset);
 
   /** 404, or 405 with Allow when the path is in the table under other methods. */
   function noRoute(req: ApiRequest): Response {

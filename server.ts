@@ -16,6 +16,7 @@ import { MAX_BODY_BYTES } from './lib/body.ts';
 import { createListener, limitConnections, onClientError } from './lib/node-http.ts';
 import { Metrics } from './lib/metrics.ts';
 import type { Registry } from './lib/registry.ts';
+import { Retention, RETENTION_INTERVAL_MS } from './lib/retention.ts';
 import type { AppContext } from './lib/run.ts';
 import { RunStore } from './lib/store.ts';
 import { VERSION } from './lib/version.ts';
@@ -80,14 +81,15 @@ async function learnMemoryLimit(app: AppContext): Promise<void> {
 }
 
 /**
- * `reapIntervalMs` exists for tests; production always reaps every minute. `registry` exists for benchmarks
+ * `reapIntervalMs` and `retentionIntervalMs` exist for tests; production always reaps every minute and
+ * checks retention hourly. `registry` exists for benchmarks
  * and tests only (bench/standin-server.ts puts an in-process sandbox stand-in behind the real server, so the
  * server itself is what is measured); production never passes it and gets createAppRegistry.
  */
-export async function startServer(config: Config, opts: { reapIntervalMs?: number; registry?: (config: Config) => Registry } = {}): Promise<RunningServer> {
+export async function startServer(config: Config, opts: { reapIntervalMs?: number; retentionIntervalMs?: number; registry?: (config: Config) => Registry } = {}): Promise<RunningServer> {
   setLogLevel(config.logLevel);
   const providerSecrets = Object.entries(config.sandboxProviders).flatMap(([name, row]) => row.secrets(config.sandboxes[name]));
-  for (const k of [config.apiKey, config.webhookSecret, ...providerSecrets, ...Object.values(config.keys)]) registerSecret(k);
+  for (const k of [config.apiKey, config.webhookSecret, config.callbacks.secret, ...providerSecrets, ...Object.values(config.keys)]) registerSecret(k);
   const lock = lockDatabase(config.db); // before anything touches the file: a second server must not take it over
   let store: RunStore;
   try {
@@ -154,6 +156,8 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
   if (config.maxSandboxMemoryMb === undefined) void learnMemoryLimit(app);
   const reaper = setInterval(() => void reap(app, backends()), opts.reapIntervalMs ?? REAP_INTERVAL_MS);
   reaper.unref();
+  const retention = new Retention(store, { limits: config.retention, inFlight: () => app.runs.runIds() });
+  retention.start(opts.retentionIntervalMs ?? RETENTION_INTERVAL_MS);
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () =>
@@ -167,6 +171,7 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
         await app.runs.waitIdle(30_000);
       }
       await startupReap;
+      await retention.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -86,7 +86,24 @@ export interface Config {
   /** Time for a client to send a whole request body (`SANDCASTER_BODY_TIMEOUT_SECONDS`, default 60). */
   bodyTimeoutSeconds: number;
   logLevel: Level;
+  /** How long and how much stored events and files are kept (finished runs past either lose them first). */
+  retention: { days: number; mb: number };
+  callbacks: CallbackSettings;
 }
+
+export interface CallbackSettings {
+  /** Normalised URL prefixes a `callbackUrl` must start with; empty refuses every callback. */
+  allowlist: string[];
+  /** Signs each delivery when set. */
+  secret?: string;
+  /** Waits before each retry; not settable from the environment (tests shorten it). */
+  retryDelaysMs: number[];
+  /** One delivery attempt, answer included. */
+  attemptTimeoutMs: number;
+}
+
+export const CALLBACK_RETRY_DELAYS_MS = [1000, 5000, 30_000, 120_000];
+export const MIN_CALLBACK_SECRET_CHARS = 16;
 
 export const DEFAULT_SYSTEM_PROMPT = [
   'You are an autonomous agent working in an isolated Linux sandbox.',
@@ -151,6 +168,35 @@ function allowedHosts(field: string, entries: string[]): string[] {
     if (!HOST_ENTRY.test(entry)) throw new ConfigError(field, `${JSON.stringify(raw)} is not a host name (write it as in a Host header, e.g. api.example.com or api.example.com:8000)`);
     return entry;
   });
+}
+
+/**
+ * Each comma-separated entry must be an http(s) URL without credentials; it is kept in its normalised form,
+ * so a bare origin gets its trailing `/` and `https://hooks.example` cannot match `https://hooks.example.evil`.
+ */
+function envCallbackAllowlist(env: Env): string[] {
+  const raw = envStr(env, 'SANDCASTER_CALLBACK_ALLOWLIST');
+  if (!raw) return [];
+  return raw.split(',').map((s) => s.trim()).filter(Boolean).map((entry) => {
+    let u: URL;
+    try {
+      u = new URL(entry);
+    } catch {
+      throw new ConfigError('SANDCASTER_CALLBACK_ALLOWLIST', `${JSON.stringify(entry)} is not a URL; list http(s) URL prefixes separated by commas`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError('SANDCASTER_CALLBACK_ALLOWLIST', `${JSON.stringify(entry)} must be an http or https URL`);
+    if (u.username || u.password) throw new ConfigError('SANDCASTER_CALLBACK_ALLOWLIST', `${JSON.stringify(entry)} must not contain credentials`);
+    if (u.search || u.hash) throw new ConfigError('SANDCASTER_CALLBACK_ALLOWLIST', `${JSON.stringify(entry)} must not contain a query or fragment`);
+    return u.href;
+  });
+}
+
+function envCallbackSecret(env: Env): string | undefined {
+  const raw = env.SANDCASTER_CALLBACK_SECRET;
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.trim() !== raw) throw new ConfigError('SANDCASTER_CALLBACK_SECRET', 'must not start or end with whitespace');
+  if (raw.length < MIN_CALLBACK_SECRET_CHARS) throw new ConfigError('SANDCASTER_CALLBACK_SECRET', `must be at least ${MIN_CALLBACK_SECRET_CHARS} characters, got ${raw.length}`);
+  return raw;
 }
 
 function readFileConfig(path: string | undefined, explicit: boolean, sandboxProviders: SandboxProviderTable): { path?: string; data: FileConfig } {
@@ -278,5 +324,15 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env, tables: Pr
     headersTimeoutSeconds: envInt(env, 'SANDCASTER_HEADERS_TIMEOUT_SECONDS', 1, 600) ?? file.headersTimeoutSeconds ?? 15,
     bodyTimeoutSeconds: envInt(env, 'SANDCASTER_BODY_TIMEOUT_SECONDS', 1, 3600) ?? file.bodyTimeoutSeconds ?? 60,
     logLevel: envPick(env, 'LOG_LEVEL', LEVELS) ?? file.logLevel ?? 'info',
+    retention: {
+      days: envInt(env, 'SANDCASTER_RETENTION_DAYS', 0, 36_500) ?? 30,
+      mb: envInt(env, 'SANDCASTER_RETENTION_MB', 0, 100_000_000) ?? 1024,
+    },
+    callbacks: {
+      allowlist: envCallbackAllowlist(env),
+      secret: envCallbackSecret(env),
+      retryDelaysMs: CALLBACK_RETRY_DELAYS_MS,
+      attemptTimeoutMs: 10_000,
+    },
   };
 }

@@ -1,5 +1,6 @@
 // Resolves one /query request against the configuration into everything a run needs (request > config >
 // defaults), or an API error to answer before any stream starts.
+import { checkCallbackUrl } from './callbacks.ts';
 import { COMPOSITE_DEFAULTS, type CompositeSettings, type Config } from './config.ts';
 import type { ThinkingLevel } from './model.ts';
 import { providerForModel } from './model-providers.ts';
@@ -29,6 +30,8 @@ export interface RunPlan {
   files: Upload[];
   composite?: CompositeSettings;
   warnings: Warning[];
+  /** Normalised and allowed; the run's record is POSTed there when it ends. */
+  callbackUrl?: string;
 }
 
 export type PlanError =
@@ -94,6 +97,8 @@ export function planRun(req: QueryRequest, config: Config): RunPlan | PlanError 
   if (req.provider !== undefined && !Object.hasOwn(rows, req.provider)) {
     return { status: 400, details: [{ path: 'provider', message: `must be one of ${Object.keys(rows).join(', ')}` }] };
   }
+  const callback = req.callbackUrl === undefined ? undefined : checkCallbackUrl(req.callbackUrl, config.callbacks.allowlist);
+  if (callback && 'error' in callback) return { status: 400, details: [{ path: 'callbackUrl', message: callback.error }] };
   const sandboxNames = Object.keys(config.sandboxProviders);
   if (req.sandboxProvider !== undefined && !sandboxNames.includes(req.sandboxProvider)) {
     return { status: 400, details: [{ path: 'sandboxProvider', message: `must be one of ${sandboxNames.join(', ')}` }] };
@@ -142,6 +147,7 @@ export function planRun(req: QueryRequest, config: Config): RunPlan | PlanError 
     files: req.files,
     composite,
     warnings,
+    ...(callback ? { callbackUrl: callback.url } : {}),
   };
 }
 

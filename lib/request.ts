@@ -1,6 +1,7 @@
 // POST /query body: schema (docs/api.md#request-body) and its normalised form.
 import { posix } from 'node:path';
 import * as v from 'valibot';
+import { MAX_CALLBACK_URL_CHARS, parseCallbackUrl } from './callbacks.ts';
 import { MODEL_PROVIDERS, THINKING_LEVELS, compositeSchema } from './config.ts';
 import { ALL_TOOL_NAMES } from './tools.ts';
 import { outputFormatSchema } from './structured.ts';
@@ -42,6 +43,17 @@ export const querySchema = v.strictObject({
   thinkingLevel: v.optional(v.picklist(THINKING_LEVELS)),
   sandboxProvider: v.optional(v.pipe(v.string(), v.nonEmpty('must not be empty'), v.maxLength(64, 'must be a provider name'))), // checked against the table by planRun
   composite: v.optional(compositeSchema),
+  // Shape only here; the allow-list is the configuration's (lib/plan.ts).
+  callbackUrl: v.optional(
+    v.pipe(
+      v.string(),
+      v.maxLength(MAX_CALLBACK_URL_CHARS, `must be at most ${MAX_CALLBACK_URL_CHARS} characters`),
+      v.check((raw) => !('error' in parseCallbackUrl(raw)), (issue) => {
+        const parsed = parseCallbackUrl(String(issue.input));
+        return 'error' in parsed ? parsed.error : 'is not a valid URL';
+      }),
+    ),
+  ),
 });
 
 export type QueryBody = v.InferOutput<typeof querySchema>;

@@ -7,6 +7,7 @@ import { posix } from 'node:path';
 import { RunAbort, raceAbort } from './abort.ts';
 import { runAgent, type AgentResult } from './agent.ts';
 import { collectArtifacts, takeBaseline } from './artifacts.ts';
+import { scheduleCallback } from './callbacks.ts';
 import { compositeTools } from './composite.ts';
 import type { Config } from './config.ts';
 import type { RunManager } from './inflight.ts';
@@ -18,6 +19,7 @@ import type { RunPlan } from './plan.ts';
 import { SandboxPool } from './pool.ts';
 import { costOf, findPrice } from './pricing.ts';
 import type { Registry } from './registry.ts';
+import { RunResults } from './results.ts';
 import { SandboxError, WORKSPACE, type SandboxProviderName } from './sandbox.ts';
 import { EventStream, type StreamEvent } from './sse.ts';
 import type { RunEnd, RunStatus, RunStore } from './store.ts';
@@ -123,7 +125,8 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     const price = findPrice(plan.model, app.config.pricing);
     const timer = setTimeout(() => controller.abort(new RunAbort('TIMEOUT', `the run exceeded its timeout of ${plan.timeout} seconds`)), plan.timeout * 1000);
     const deadline = started + plan.timeout * 1000;
-    const emit = (e: StreamEvent) => void stream.send(e);
+    const kept = new RunResults(Boolean(plan.outputFormat));
+    const emit = (e: StreamEvent) => void stream.send(kept.see(e));
     const pool = new SandboxPool({
       runId,
       instanceId: app.store.instanceId,
@@ -224,10 +227,12 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     if (terminal.event?.type === 'result') terminal.event.durationSecs = durationSecs;
     const costUsd = price ? costOf(usage, price) : null;
     const end = { status: terminal.status, errorCode: terminal.errorCode, error: terminal.error, costUsd, ...usage, numTurns, durationSecs, filesCount, sandboxCount: pool.createdCount };
+    await kept.save(app.store, runId, terminal.event); // before the row closes: a finished run's record is whole
     const completedAt = new Date().toISOString();
     // A storage failure must not cost the client its terminal event: the row is retried in the background,
     // and if every try fails the next start closes it as INTERRUPTED.
     if (!storeSafely(runId, 'close the run row', () => app.store.finish(runId, end, completedAt))) retryFinish(app, runId, end, completedAt);
+    if (plan.callbackUrl) scheduleCallback(app.config.callbacks, app.store, runId, plan.callbackUrl);
     log.info('run ended', { runId, status: terminal.status, errorCode: terminal.errorCode ?? undefined, numTurns, ...usage, costUsd, durationSecs, sandboxCount: pool.createdCount });
     app.metrics.runEnded({ status: terminal.status, errorCode: terminal.errorCode, durationSecs, model: plan.model, usage, costUsd });
     if (terminal.event) stream.end(terminal.event);

@@ -31,6 +31,31 @@ export interface RunRecord {
   completedAt: string | null;
 }
 
+/** What a finished run gave back, beyond its row (lib/results.ts fills it). */
+export interface KeptResult {
+  result: string | null;
+  /** Whether the run was asked for structured output; `structuredOutput` is its JSON text (or null). */
+  structured: boolean;
+  structuredOutput: string | null;
+  /** JSON text of `[{code, content}]`. */
+  warnings: string;
+  lastEventId: number | null;
+}
+
+export interface KeptFileInfo {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+/** A finished run that still holds stored events or files, oldest first (retention walks these). */
+export interface KeptRun {
+  id: string;
+  completedAt: string;
+  /** Bytes of its stored events and files; null until retention has measured them. */
+  keptBytes: number | null;
+}
+
 export type RunEnd = Pick<
   RunRecord,
   'status' | 'errorCode' | 'error' | 'costUsd' | 'inputTokens' | 'outputTokens' | 'cacheReadTokens' | 'cacheWriteTokens' | 'numTurns' | 'durationSecs' | 'filesCount' | 'sandboxCount'
@@ -46,6 +71,8 @@ export class RunStore {
   readonly instanceId: string;
   private db: Database.Database;
   private stmts;
+  private kept;
+  private eventStmts?: ReturnType<RunStore['prepareEventStatements']>;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -71,6 +98,7 @@ export class RunStore {
     const existing = this.db.prepare(`SELECT value FROM meta WHERE key = 'instance_id'`).get() as { value: string } | undefined;
     this.instanceId = existing?.value ?? `inst_${randomBytes(8).toString('hex')}`;
     if (!existing) this.db.prepare(`INSERT INTO meta (key, value) VALUES ('instance_id', ?)`).run(this.instanceId);
+    this.kept = this.prepareKept();
     this.stmts = {
       insert: this.db.prepare(
         `INSERT INTO runs (id, prompt, model, provider, sandbox_provider, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)`,
@@ -117,6 +145,192 @@ export class RunStore {
   /** At start: rows a dead process left `running` become `error` / `INTERRUPTED`. Returns how many. */
   markInterrupted(now: string): number {
     return this.stmts.interrupt.run(now).changes;
+  }
+
+  // ---- Kept results, files and retention (lib/results.ts, lib/retention.ts) ----
+
+  private prepareKept() {
+    // The runs column that marks a run whose events and files retention removed (shared with the event log).
+    const runColumns = (this.db.prepare(`PRAGMA table_info(runs)`).all() as { name: string }[]).map((c) => c.name);
+    if (!runColumns.includes('events_expired')) this.db.exec(`ALTER TABLE runs ADD COLUMN events_expired INTEGER NOT NULL DEFAULT 0`);
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS run_results (
+        run_id TEXT PRIMARY KEY, result TEXT, structured INTEGER NOT NULL DEFAULT 0, structured_output TEXT,
+        warnings TEXT NOT NULL DEFAULT '[]', last_event_id INTEGER, kept_bytes INTEGER
+      );
+      -- A returned file: its metadata (stays) and its bytes in chunks (removed by retention, then stored = 0).
+      -- Chunks keep every statement short: no single write or read of a 10 MiB blob holds the event loop.
+      CREATE TABLE IF NOT EXISTS run_files (
+        run_id TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, stored INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (run_id, path)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS run_file_chunks (
+        run_id TEXT NOT NULL, path TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (run_id, path, seq)
+      );
+      -- runs marked expired whose events or file bytes are still being removed (survives a crash mid-way)
+      CREATE TABLE IF NOT EXISTS retention_purge (run_id TEXT PRIMARY KEY) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS runs_kept ON runs (completed_at, id) WHERE events_expired = 0 AND completed_at IS NOT NULL;
+    `);
+    return {
+      saveResult: this.db.prepare(
+        `INSERT INTO run_results (run_id, result, structured, structured_output, warnings, last_event_id)
+         VALUES (@runId, @result, @structured, @structuredOutput, @warnings, @lastEventId)
+         ON CONFLICT (run_id) DO UPDATE SET result = excluded.result, structured = excluded.structured,
+           structured_output = excluded.structured_output, warnings = excluded.warnings, last_event_id = excluded.last_event_id`,
+      ),
+      result: this.db.prepare(
+        `SELECT result, structured, structured_output AS structuredOutput, warnings, last_event_id AS lastEventId FROM run_results WHERE run_id = ?`,
+      ),
+      saveFile: this.db.prepare(`INSERT OR REPLACE INTO run_files (run_id, path, size, sha256, stored) VALUES (?, ?, ?, ?, 1)`),
+      saveChunk: this.db.prepare(`INSERT OR REPLACE INTO run_file_chunks (run_id, path, seq, data) VALUES (?, ?, ?, ?)`),
+      files: this.db.prepare(`SELECT path, size, sha256 FROM run_files WHERE run_id = ? ORDER BY path`),
+      fileInfo: this.db.prepare(`SELECT path, size, sha256, stored FROM run_files WHERE run_id = ? AND path = ?`),
+      fileChunk: this.db.prepare(`SELECT data FROM run_file_chunks WHERE run_id = ? AND path = ? AND seq = ?`),
+      expired: this.db.prepare(`SELECT events_expired AS expired FROM runs WHERE id = ?`),
+      keptRuns: this.db.prepare(
+        `SELECT r.id, r.completed_at AS completedAt, k.kept_bytes AS keptBytes FROM runs r LEFT JOIN run_results k ON k.run_id = r.id
+         WHERE r.events_expired = 0 AND r.completed_at IS NOT NULL AND (r.completed_at, r.id) > (?, ?)
+         ORDER BY r.completed_at, r.id LIMIT ?`,
+      ),
+      // The last stored event id is kept before the events go (a run interrupted by a crash has no other).
+      setKeptBytes: this.db.prepare(
+        `INSERT INTO run_results (run_id, kept_bytes, last_event_id) VALUES (?, ?, ?)
+         ON CONFLICT (run_id) DO UPDATE SET kept_bytes = excluded.kept_bytes, last_event_id = COALESCE(excluded.last_event_id, run_results.last_event_id)`,
+      ),
+      fileBytes: this.db.prepare(`SELECT COALESCE(SUM(size), 0) AS bytes FROM run_files WHERE run_id = ? AND stored = 1`),
+      markExpired: this.db.prepare(`UPDATE runs SET events_expired = 1 WHERE id = ? AND completed_at IS NOT NULL AND events_expired = 0`),
+      queuePurge: this.db.prepare(`INSERT OR IGNORE INTO retention_purge (run_id) VALUES (?)`),
+      pendingPurges: this.db.prepare(`SELECT run_id AS id FROM retention_purge LIMIT ?`),
+      chunksOf: this.db.prepare(`SELECT rowid AS rowid, length(data) AS bytes FROM run_file_chunks WHERE run_id = ? LIMIT ?`),
+      dropChunk: this.db.prepare(`DELETE FROM run_file_chunks WHERE rowid = ?`),
+      filesGone: this.db.prepare(`UPDATE run_files SET stored = 0 WHERE run_id = ? AND stored = 1`),
+      purged: this.db.prepare(`DELETE FROM retention_purge WHERE run_id = ?`),
+      eventsTable: this.db.prepare(`SELECT 1 AS yes FROM sqlite_master WHERE type = 'table' AND name = 'events'`),
+    };
+  }
+
+  /** Statements on the event log's `events` table, once it exists (null before). */
+  private events() {
+    if (!this.eventStmts && this.kept.eventsTable.get()) this.eventStmts = this.prepareEventStatements();
+    return this.eventStmts ?? null;
+  }
+
+  private prepareEventStatements() {
+    return {
+      last: this.db.prepare(`SELECT MAX(id) AS id FROM events WHERE run_id = ?`),
+      bytes: this.db.prepare(
+        `SELECT COUNT(*) AS n, COALESCE(SUM(octet_length(data)), 0) AS bytes, MAX(id) AS last
+         FROM (SELECT id, data FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?)`,
+      ),
+      deleteSome: this.db.prepare(`DELETE FROM events WHERE run_id = ? AND id IN (SELECT id FROM events WHERE run_id = ? ORDER BY id LIMIT ?)`),
+    };
+  }
+
+  saveResult(runId: string, r: KeptResult): void {
+    this.kept.saveResult.run({ runId, ...r, structured: r.structured ? 1 : 0 });
+  }
+
+  keptResult(runId: string): KeptResult | undefined {
+    const row = this.kept.result.get(runId) as (Omit<KeptResult, 'structured'> & { structured: number }) | undefined;
+    return row && { ...row, structured: row.structured === 1 };
+  }
+
+  /** One chunk of a returned file's bytes (`seq` 0, 1, ...); saveFile afterwards makes the file visible. */
+  saveFileChunk(runId: string, path: string, seq: number, data: Uint8Array): void {
+    this.kept.saveChunk.run(runId, path, seq, data);
+  }
+
+  saveFile(runId: string, file: KeptFileInfo): void {
+    this.kept.saveFile.run(runId, file.path, file.size, file.sha256);
+  }
+
+  files(runId: string): KeptFileInfo[] {
+    return this.kept.files.all(runId) as KeptFileInfo[];
+  }
+
+  /** A returned file's metadata; `stored` is false once retention removed its bytes. */
+  fileInfo(runId: string, path: string): (KeptFileInfo & { stored: boolean }) | undefined {
+    const row = this.kept.fileInfo.get(runId, path) as (KeptFileInfo & { stored: number }) | undefined;
+    return row && { ...row, stored: row.stored === 1 };
+  }
+
+  /** Chunk `seq` of a returned file's bytes, or null past the last one (or once removed). */
+  fileChunk(runId: string, path: string, seq: number): Buffer | null {
+    return (this.kept.fileChunk.get(runId, path, seq) as { data: Buffer } | undefined)?.data ?? null;
+  }
+
+  eventsExpired(runId: string): boolean {
+    return (this.kept.expired.get(runId) as { expired: number } | undefined)?.expired === 1;
+  }
+
+  /** The highest stored event id of a run, from the event log (null when it has none). */
+  storedLastEventId(runId: string): number | null {
+    return (this.events()?.last.get(runId) as { id: number | null } | undefined)?.id ?? null;
+  }
+
+  /** Finished runs still holding events or files, ordered by (completedAt, id), after the given key. */
+  keptRuns(after: { completedAt: string; id: string }, limit: number): KeptRun[] {
+    return this.kept.keptRuns.all(after.completedAt, after.id, limit) as KeptRun[];
+  }
+
+  /** Records what finished runs keep (bytes of events and files) and their last stored event id; one transaction. */
+  setKeptBytes(runs: { id: string; bytes: number; lastEventId: number | null }[]): void {
+    this.db.transaction(() => {
+      for (const r of runs) this.kept.setKeptBytes.run(r.id, r.bytes, r.lastEventId);
+    })();
+  }
+
+  /** Bytes of up to `limit` stored events of a run after id `afterId`; `last` is null when there are none. */
+  eventBytes(runId: string, afterId: number, limit: number): { n: number; bytes: number; last: number | null } {
+    const stmts = this.events();
+    if (!stmts) return { n: 0, bytes: 0, last: null };
+    return stmts.bytes.get(runId, afterId, limit) as { n: number; bytes: number; last: number | null };
+  }
+
+  fileBytes(runId: string): number {
+    return (this.kept.fileBytes.get(runId) as { bytes: number }).bytes;
+  }
+
+  /**
+   * Marks finished runs' events and files expired and queues their removal, in one transaction (readers see
+   * a run expired before anything of it is gone). Returns the ids actually marked (not already expired).
+   */
+  markExpired(runIds: string[]): string[] {
+    return this.db.transaction(() => {
+      const marked = runIds.filter((id) => this.kept.markExpired.run(id).changes > 0);
+      for (const id of marked) this.kept.queuePurge.run(id);
+      return marked;
+    })();
+  }
+
+  /**
+   * One bounded step of removing what queued runs stored: at most `maxRows` events and about `maxBytes` of
+   * file contents (whole chunks), in one transaction. Returns true once the queue is empty.
+   */
+  purgeStep(maxRows: number, maxBytes: number): boolean {
+    const stmts = this.events();
+    return this.db.transaction(() => {
+      let rows = 0;
+      let bytes = 0;
+      for (const { id } of this.kept.pendingPurges.all(100) as { id: string }[]) {
+        if (stmts) {
+          rows += stmts.deleteSome.run(id, id, maxRows - rows).changes;
+          if (rows >= maxRows) return false; // maybe more of this run's events left
+        }
+        for (;;) {
+          const chunks = this.kept.chunksOf.all(id, 16) as { rowid: number; bytes: number }[];
+          if (!chunks.length) break;
+          for (const c of chunks) {
+            if (bytes >= maxBytes) return false;
+            this.kept.dropChunk.run(c.rowid);
+            bytes += c.bytes;
+          }
+        }
+        this.kept.filesGone.run(id);
+        this.kept.purged.run(id);
+      }
+      return this.kept.pendingPurges.all(1).length === 0;
+    })();
   }
 
   close(): void {

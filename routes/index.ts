@@ -21,7 +21,7 @@ import { health } from './health.ts';
 import { metrics } from './metrics.ts';
 import { query } from './query.ts';
 import { openapi } from './openapi.ts';
-import { getRun, listRuns } from './runs.ts';
+import { getRun, getRunFile, listRuns } from './runs.ts';
 import { UI_PATHS, uiAsset } from './ui.ts';
 import { e2bWebhook } from './webhooks.ts';
 
@@ -96,6 +96,7 @@ export function createHandler(app: AppContext): Handler {
   route(['POST'], '/query', query);
   route(['GET', 'HEAD'], '/runs', listRuns);
   route(['GET', 'HEAD'], '/runs/:id', getRun);
+  route(['GET', 'HEAD'], '/runs/:id/files/:path+', getRunFile);
   route(['POST'], '/webhooks/e2b', e2bWebhook);
   route(['GET', 'HEAD'], '/openapi.json', openapi(() => router.routes));
   route(['GET', 'HEAD'], '/', uiAsset);

@@ -1,6 +1,8 @@
-// GET /runs and GET /runs/:id: this instance's run history.
+// GET /runs, GET /runs/:id and GET /runs/:id/files/<path>: this instance's run history and what runs returned.
 import type { AppContext } from '../lib/run.ts';
+import { attachmentDisposition, contentTypeFor, matchesIfNoneMatch } from '../lib/download.ts';
 import { apiError, invalid, json } from '../lib/http.ts';
+import { runView } from '../lib/results.ts';
 import { RUN_STATUSES, type RunStatus } from '../lib/store.ts';
 
 export function listRuns(req: Request, app: AppContext): Response {
@@ -22,6 +24,49 @@ export function listRuns(req: Request, app: AppContext): Response {
 
 export function getRun(req: Request & { params?: Record<string, string> }, app: AppContext): Response {
   const id = req.params?.id ?? ''; // percent-decoded by the router
-  const run = app.store.get(id);
+  const run = runView(app.store, id);
   return run ? json(200, run) : apiError(404, 'NOT_FOUND', `no run with id ${JSON.stringify(id)} on this instance`);
+}
+
+/**
+ * The bytes of a file the run returned, matched exactly by its path (the store is read, never a filesystem).
+ * The router has percent-decoded the path once (a malformed escape is its 400).
+ */
+export function getRunFile(req: Request & { params?: Record<string, string> }, app: AppContext): Response {
+  const id = req.params?.id ?? '';
+  const path = req.params?.path ?? '';
+  if (!app.store.get(id)) return apiError(404, 'NOT_FOUND', `no run with id ${JSON.stringify(id)} on this instance`);
+  const info = app.store.fileInfo(id, path);
+  if (!info) return apiError(404, 'NOT_FOUND', `run ${id} returned no file ${JSON.stringify(path)}`, { hint: `GET /runs/${id} lists its files` });
+  const expired = () =>
+    apiError(410, 'EVENTS_EXPIRED', `the contents of ${JSON.stringify(path)} were removed by retention`, {
+      hint: 'raise SANDCASTER_RETENTION_DAYS or SANDCASTER_RETENTION_MB to keep files longer',
+    });
+  if (!info.stored) return expired();
+  const headers: Record<string, string> = {
+    etag: `"${info.sha256}"`,
+    'cache-control': 'private, no-cache',
+    // The bytes came out of a sandbox: never let a browser sniff or run them on this origin.
+    'x-content-type-options': 'nosniff',
+    'content-security-policy': "default-src 'none'; sandbox",
+  };
+  if (matchesIfNoneMatch(req.headers.get('if-none-match'), info.sha256)) return new Response(null, { status: 304, headers });
+  // One stored chunk per pull, as the client reads: no whole file in memory, no long read in one go.
+  let seq = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const chunk = app.store.fileChunk(id, path, seq++);
+      if (chunk) controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      else controller.close();
+    },
+  });
+  return new Response(body, {
+    status: 200,
+    headers: {
+      ...headers,
+      'content-type': contentTypeFor(path),
+      'content-length': String(info.size),
+      'content-disposition': attachmentDisposition(path),
+    },
+  });
 }

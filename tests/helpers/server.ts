@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
-import { loadConfig } from '../../lib/config.ts';
+import { loadConfig, type Config } from '../../lib/config.ts';
 import { setLogSink } from '../../lib/log.ts';
 import { startServer, type RunningServer } from '../../server.ts';
 
@@ -23,7 +23,10 @@ export interface TestServer extends RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(opts: { env?: Record<string, string | undefined>; config?: object; dir?: string; reapIntervalMs?: number } = {}): Promise<TestServer> {
+/** `configure` adjusts the loaded configuration where no variable can (e.g. a shorter callback retry schedule). */
+export async function startTestServer(
+  opts: { env?: Record<string, string | undefined>; config?: object; dir?: string; reapIntervalMs?: number; retentionIntervalMs?: number; configure?: (c: Config) => void } = {},
+): Promise<TestServer> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sandcaster-test-'));
   const env: Record<string, string | undefined> = {
     SANDCASTER_DB: join(dir, 'runs.db'),
@@ -35,7 +38,9 @@ export async function startTestServer(opts: { env?: Record<string, string | unde
     writeFileSync(join(dir, 'sandcaster.json'), JSON.stringify(opts.config));
     env.SANDCASTER_CONFIG = join(dir, 'sandcaster.json');
   }
-  const running = await startServer(loadConfig({ host: '127.0.0.1', port: 0 }, env), { reapIntervalMs: opts.reapIntervalMs });
+  const config = loadConfig({ host: '127.0.0.1', port: 0 }, env);
+  opts.configure?.(config);
+  const running = await startServer(config, { reapIntervalMs: opts.reapIntervalMs, retentionIntervalMs: opts.retentionIntervalMs });
   const fetchRel = (path: string, init?: RequestInit) => fetch(running.url + path, init);
   let stopped = false;
   return {

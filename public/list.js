@@ -80,7 +80,7 @@ function row(r) {
     'tr',
     { 'data-id': r.id, 'data-status': r.status },
     h('td', {}, h('span', { class: `badge ${r.status}` }, r.status), r.errorCode ? h('span', { class: 'muted small-text' }, ` ${r.errorCode}`) : null),
-    h('td', {}, h('a', { href: runHref(r.id), class: 'run-link' }, r.id)),
+    h('td', { class: 'run-cell', title: r.id }, h('a', { href: runHref(r.id), class: 'run-link' }, r.id)),
     h('td', { class: 'prompt-cell', title: fmt.excerpt(r.prompt, 500) }, fmt.excerpt(r.prompt, 80)),
     h('td', {}, String(r.model ?? '')),
     h('td', {}, String(r.provider ?? '')),

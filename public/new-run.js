@@ -66,7 +66,13 @@ export function newRunView(main, signal, openRun) {
     submit.disabled = true;
     submit.textContent = 'Starting…';
     try {
-      const res = await api('/query', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+      // Not tied to this view's signal: the run page that takes the stream over is a new view.
+      const res = await api('/query', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      if (signal.aborted) {
+        // The user went elsewhere meanwhile: the run goes on (see the runs list); stop reading it here.
+        await res.body?.cancel();
+        return;
+      }
       if (res.status === 202) {
         const accepted = await res.json();
         location.hash = runHref(accepted.runId);

@@ -4,7 +4,8 @@ import type { Message, ModelClient, ThinkingLevel, ToolCall, ToolResultMessage, 
 import { ModelError, emptyUsage } from './model.ts';
 import type { StreamEvent } from './sse.ts';
 import { runTool, type ToolContext, type ToolDef } from './tools.ts';
-import { STRUCTURED_OUTPUT_TOOL, extractJson, structuredOutputTool, unwrapToolAnswer, validateOutput, type OutputFormat } from './structured.ts';
+import { STRUCTURED_OUTPUT_TOOL, extractJson, structuredOutputTool, unwrapToolAnswer, type OutputFormat } from './structured.ts';
+import { validateAnswer } from './schema-thread.ts';
 import { log } from './log.ts';
 
 /** Invalid structured answers sent back to the model before giving up (three answers in all). */
@@ -62,7 +63,7 @@ export async function runAgent(o: AgentOptions): Promise<AgentResult> {
     // With outputFormat, a final answer (text, or a structured_output call) must validate.
     let answerFeedback: string | undefined;
     if (o.outputFormat && (answerCall || finalAnswer)) {
-      const checked = checkAnswer(o.outputFormat, answerCall, res.text);
+      const checked = await checkAnswer(o.outputFormat, answerCall, res.text);
       if (checked.ok) return { subtype: 'success', content: checked.text, structuredOutput: checked.value };
       invalidAnswers++;
       log.info('structured output did not validate', { runId: o.runId, attempt: invalidAnswers, why: checked.error });
@@ -84,9 +85,10 @@ export async function runAgent(o: AgentOptions): Promise<AgentResult> {
   }
 }
 
-function checkAnswer(schema: OutputFormat, call: ToolCall | undefined, text: string):
+async function checkAnswer(schema: OutputFormat, call: ToolCall | undefined, text: string): Promise<
   | { ok: true; value: unknown; text: string }
-  | { ok: false; error: string } {
+  | { ok: false; error: string }
+> {
   let value: unknown;
   let json: string;
   if (call) {
@@ -99,7 +101,7 @@ function checkAnswer(schema: OutputFormat, call: ToolCall | undefined, text: str
     value = found.value;
     json = found.text;
   }
-  const error = validateOutput(schema, value);
+  const error = await validateAnswer(schema, json); // off the event loop: its cost grows with schema x answer
   return error ? { ok: false, error } : { ok: true, value, text: json };
 }
 

@@ -1,6 +1,7 @@
 // Reading a request body: a byte cap per route, the time limit of the body stream, then the media type
 // and JSON (413, 408, 415, 400). Nothing looks at a body's bytes before they have passed both limits. See docs/api.md#errors.
 import { apiError, invalid } from './http.ts';
+import { jsonShapeError } from './json-scan.ts';
 
 /** The largest body any route accepts (POST /query); the HTTP adapter cuts every body off past it. */
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -82,6 +83,8 @@ export async function readJson(req: Request, limit = MAX_BODY_BYTES): Promise<{ 
   if (!body.ok) return body;
   const text = body.bytes.toString('utf8');
   if (text.trim() === '') return { ok: false, response: invalid([{ path: '(root)', message: 'the body is empty; send a JSON object' }]) };
+  const shape = jsonShapeError(text); // JSON.parse of a deep or crowded body would block the event loop for seconds
+  if (shape) return { ok: false, response: invalid([{ path: '(root)', message: `the body ${shape}` }]) };
   try {
     return { ok: true, value: JSON.parse(text) };
   } catch (err) {

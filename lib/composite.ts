@@ -4,31 +4,25 @@ import { posix } from 'node:path';
 import * as v from 'valibot';
 import type { CompositeSettings } from './config.ts';
 import { MAIN, type SandboxPool } from './pool.ts';
-import { WORKSPACE, type SandboxProviderName } from './sandbox.ts';
+import { WORKSPACE, type FileEntry, type SandboxProviderName } from './sandbox.ts';
 import { ToolFailure, runCommand, type ToolDef } from './tools.ts';
+import { compileGlob, MAX_GLOB_CHARS, type Glob } from './glob.ts';
 
 export const TRANSFER_LIMITS = { fileBytes: 25 * 1024 * 1024, callBytes: 50 * 1024 * 1024 };
 
 const name = v.pipe(v.string(), v.nonEmpty('must not be empty'));
 const obj = (properties: Record<string, unknown>, required: string[]) => ({ type: 'object', properties, required, additionalProperties: false });
 
-/** `**` any folders, `*` and `?` within one path segment. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const ch = glob[i]!;
-    if (ch === '*' && glob[i + 1] === '*') {
-      i++;
-      if (glob[i + 1] === '/') {
-        i++;
-        re += '(?:.*/)?';
-      } else re += '.*';
-    } else if (ch === '*') re += '[^/]*';
-    else if (ch === '?') re += '[^/]';
-    else re += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
+/** Kept for existing callers: the linear-time matcher of lib/glob.ts (it has RegExp's `test`). */
+export const globToRegExp = compileGlob;
+
+/** Paths longer than this cannot be opened (PATH_MAX), so they are never matched. */
+const MAX_PATH_CHARS = 4096;
+/** Bounds on one transfer_files call's paths; a glob match costs at most glob x path length steps. */
+export const TRANSFER_PATTERNS = { count: 100, pathChars: MAX_PATH_CHARS, globChars: MAX_GLOB_CHARS };
+const isGlob = (p: string) => p.includes('*') || p.includes('?');
+/** Matching yields to the event loop after this long, so a large listing never stalls other runs. */
+const SLICE_MS = 20;
 
 /** A path inside /workspace, relative to it, or a ToolFailure for an escape. */
 function insideWorkspace(path: string, what: string): string {
@@ -85,14 +79,18 @@ export function compositeTools(pool: SandboxPool, settings: CompositeSettings, d
       },
       schema: v.object({ from: name, to: name, paths: v.pipe(v.array(name), v.minLength(1, 'must name at least one path')), destDir: v.optional(name) }),
       sandboxOf: (input) => String(input.from ?? MAIN),
-      async run(input: { from: string; to: string; paths: string[]; destDir?: string }) {
+      async run(input: { from: string; to: string; paths: string[]; destDir?: string }, ctx) {
         const source = pool.get(input.from);
         const target = pool.get(input.to);
         const dest = posix.join(WORKSPACE, insideWorkspace(input.destDir ?? WORKSPACE, 'destDir'));
+        if (input.paths.length > TRANSFER_PATTERNS.count) throw new ToolFailure(`at most ${TRANSFER_PATTERNS.count} paths per call, got ${input.paths.length}`);
+        for (const p of input.paths) {
+          const max = isGlob(p) ? TRANSFER_PATTERNS.globChars : TRANSFER_PATTERNS.pathChars;
+          if (p.length > max) throw new ToolFailure(`a ${isGlob(p) ? 'glob' : 'path'} is at most ${max} characters, got ${p.length}`);
+        }
         const patterns = input.paths.map((p) => insideWorkspace(p, 'path'));
         const files = (await source.list(WORKSPACE)).filter((e) => e.type === 'file');
-        // A pattern is a file, a folder (everything under it; "." is all of /workspace) or a glob.
-        const chosen = files.filter((f) => patterns.some((p) => p === '' || p === f.path || f.path.startsWith(p + '/') || globToRegExp(p).test(f.path)));
+        const chosen = await matching(files, patterns, ctx.signal);
         if (chosen.length === 0) throw new ToolFailure(`no file in ${input.from}:/workspace matches ${input.paths.join(', ')}`);
         const tooBig = chosen.find((f) => f.size > TRANSFER_LIMITS.fileBytes);
         if (tooBig) throw new ToolFailure(`${tooBig.path} is ${tooBig.size} bytes; the limit is ${TRANSFER_LIMITS.fileBytes} per file`);
@@ -123,4 +121,23 @@ export function compositeTools(pool: SandboxPool, settings: CompositeSettings, d
       },
     },
   ];
+}
+
+/**
+ * The files that a pattern names: a file, a folder (everything under it; "" is all of /workspace) or a glob.
+ * Each glob is compiled once; the loop yields every SLICE_MS and stops when the run ends.
+ */
+async function matching(files: FileEntry[], patterns: string[], signal: AbortSignal): Promise<FileEntry[]> {
+  const globs: [string, Glob | null][] = patterns.map((p) => [p, isGlob(p) ? compileGlob(p) : null]);
+  const chosen: FileEntry[] = [];
+  let sliceStart = performance.now();
+  for (const f of files) {
+    if (f.path.length <= MAX_PATH_CHARS && globs.some(([p, g]) => p === '' || p === f.path || f.path.startsWith(p + '/') || g?.test(f.path))) chosen.push(f);
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await new Promise((r) => setImmediate(r));
+      signal.throwIfAborted();
+      sliceStart = performance.now();
+    }
+  }
+  return chosen;
 }

@@ -11,7 +11,7 @@ import { MODEL_PROVIDER_NAMES, MODEL_PROVIDERS as BUILTIN_MODEL_PROVIDERS, type 
 import { LEVELS, type Level } from './log.ts';
 import { parseWith } from './validate.ts';
 import { ALL_TOOL_NAMES } from './tools.ts';
-import { outputFormatSchema, type OutputFormat } from './structured.ts';
+import { compileSchema, outputFormatSchema, type OutputFormat } from './structured.ts';
 import { priceSchema, type Price } from './pricing.ts';
 
 /** The built-in provider names, for request schemas; the rows are in lib/model-providers.ts. */
@@ -218,6 +218,10 @@ function readFileConfig(path: string | undefined, explicit: boolean, sandboxProv
     const rest = parsed.issues.length > 1 ? ` (and ${parsed.issues.length - 1} more)` : '';
     throw new ConfigError(`${full}: ${first.path}`, first.message + rest);
   }
+  // The operator's schema is compiled here, once, at start (the event loop serves nothing yet).
+  const schema = parsed.value.outputFormat;
+  const compiled = schema ? compileSchema(schema) : undefined;
+  if (compiled && !compiled.ok) throw new ConfigError(`${full}: ${compiled.issues[0]!.path}`, compiled.issues[0]!.message);
   return { path: full, data: parsed.value as FileConfig };
 }
 

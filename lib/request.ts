@@ -4,11 +4,14 @@ import * as v from 'valibot';
 import { MAX_CALLBACK_URL_CHARS, parseCallbackUrl } from './callbacks.ts';
 import { MODEL_PROVIDERS, THINKING_LEVELS, compositeSchema } from './config.ts';
 import { ALL_TOOL_NAMES } from './tools.ts';
-import { outputFormatSchema } from './structured.ts';
+import { outputFormatSchema, schemaSizeError } from './structured.ts';
 import { parseWith, type FieldIssue } from './validate.ts';
 
 export const MAX_UPLOAD_FILES = 20;
 export const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
+/** Linux limits: a whole path (PATH_MAX) and one file or folder name (NAME_MAX), in UTF-8 bytes. */
+export const MAX_PATH_BYTES = 4096;
+export const MAX_NAME_BYTES = 255;
 
 const int = (min: number, max: number) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
 
@@ -69,22 +72,40 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 /** A safe relative path under /workspace, or an error sentence. */
 export function normaliseUploadPath(path: string): string | { error: string } {
   if (path.length === 0) return { error: 'must not be empty' };
+  if (Buffer.byteLength(path) > MAX_PATH_BYTES) return { error: `must be at most ${MAX_PATH_BYTES} bytes (UTF-8)` };
   if (path.includes('\0')) return { error: 'must not contain NUL bytes' };
   if (path.startsWith('/') || path.startsWith('\\')) return { error: 'must be relative to /workspace' };
-  const norm = posix.normalize(path.replace(/\\/g, '/'));
+  const slashed = path.replace(/\\/g, '/');
+  const last = slashed.slice(slashed.lastIndexOf('/') + 1);
+  if (last === '.' || last === '..') return { error: 'must name a file, not "." or ".."' };
+  const norm = posix.normalize(slashed);
   if (norm === '..' || norm.startsWith('../')) return { error: 'must not escape /workspace' };
   if (norm === '.' || norm.endsWith('/')) return { error: 'must name a file' };
-  return norm.replace(/^\.\//, '');
+  const rel = norm.replace(/^\.\//, '');
+  const long = rel.split('/').find((name) => Buffer.byteLength(name) > MAX_NAME_BYTES);
+  if (long !== undefined) return { error: `has a name over ${MAX_NAME_BYTES} bytes (UTF-8): ${JSON.stringify(long.slice(0, 40))}...` };
+  return rel;
 }
+
+/** Folders that hold `path` ("a/b/c" -> "a", "a/b"). */
+const foldersOf = (path: string) => {
+  const out: string[] = [];
+  for (let i = path.indexOf('/'); i >= 0; i = path.indexOf('/', i + 1)) out.push(path.slice(0, i));
+  return out;
+};
 
 function decodeUploads(files: QueryBody['files']): Upload[] | FieldIssue[] {
   if (!files) return [];
-  const list = Array.isArray(files) ? files.map((f, i) => ({ ...f, at: `files[${i}]` })) : Object.entries(files).map(([path, content]) => ({ path, content, encoding: 'utf8' as const, at: `files.${path}` }));
+  const given = Array.isArray(files) ? files.map((f, i) => ({ ...f, at: `files[${i}]` })) : Object.entries(files).map(([path, content]) => ({ path, content, encoding: 'utf8' as const, at: `files.${path}` }));
   const issues: FieldIssue[] = [];
-  if (list.length > MAX_UPLOAD_FILES) return [{ path: 'files', message: `at most ${MAX_UPLOAD_FILES} files, got ${list.length}` }];
-  const seen = new Map<string, string>();
+  if (given.length > MAX_UPLOAD_FILES) return [{ path: 'files', message: `at most ${MAX_UPLOAD_FILES} files, got ${given.length}` }];
+  // Base64 may be wrapped in lines; sizes come from the text alone, so nothing is decoded past the limit.
+  const list = given.map((f) => (f.encoding === 'base64' ? { ...f, content: f.content.replace(/\s+/g, '') } : f));
+  const total = list.reduce((n, f) => n + Buffer.byteLength(f.content, f.encoding === 'base64' ? 'base64' : 'utf8'), 0);
+  if (total > MAX_UPLOAD_BYTES) return [{ path: 'files', message: `at most 10 MiB decoded in total, got ${total} bytes` }];
+  const seen = new Map<string, string>(); // normalised path -> the field that uploads it as a file
+  const folders = new Map<string, string>(); // folder -> the first field that needs it to be a folder
   const out: Upload[] = [];
-  let total = 0;
   for (const f of list) {
     const norm = normaliseUploadPath(f.path);
     if (typeof norm !== 'string') {
@@ -95,21 +116,78 @@ function decodeUploads(files: QueryBody['files']): Upload[] | FieldIssue[] {
       issues.push({ path: `${f.at}.path`, message: `duplicates ${seen.get(norm)} (both are ${norm})` });
       continue;
     }
+    // A path cannot be both a file and a folder: "a" and "a/b" together would fail inside the sandbox.
+    const asFolder = folders.get(norm);
+    if (asFolder !== undefined) {
+      issues.push({ path: `${f.at}.path`, message: `${norm} is a folder of ${asFolder}.path, so it cannot also be a file` });
+      continue;
+    }
+    const parents = foldersOf(norm);
+    const clash = parents.find((d) => seen.has(d));
+    if (clash !== undefined) {
+      issues.push({ path: `${f.at}.path`, message: `is inside ${clash}/, which ${seen.get(clash)}.path uploads as a file` });
+      continue;
+    }
     seen.set(norm, f.at);
-    if (f.encoding === 'base64' && !BASE64.test(f.content.replace(/\s+/g, ''))) {
+    for (const d of parents) if (!folders.has(d)) folders.set(d, f.at);
+    if (f.encoding === 'base64' && !BASE64.test(f.content)) {
       issues.push({ path: `${f.at}.content`, message: 'is not valid base64' });
       continue;
     }
-    const bytes = Buffer.from(f.content, f.encoding === 'base64' ? 'base64' : 'utf8');
-    total += bytes.length;
-    out.push({ path: norm, bytes });
+    out.push({ path: norm, bytes: Buffer.from(f.content, f.encoding === 'base64' ? 'base64' : 'utf8') });
   }
-  if (total > MAX_UPLOAD_BYTES) issues.push({ path: 'files', message: `at most 10 MiB decoded in total, got ${total} bytes` });
   return issues.length ? issues : out;
 }
 
+/** Counts an object's keys, stopping past `max` (so the count is exact up to max + 1). */
+function keyCount(o: object, max: number): number {
+  let n = 0;
+  for (const _ in o) if (++n > max) break;
+  return n;
+}
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/** Top-level fields a body may have at most (there are 14 known ones). */
+const MAX_FIELDS = 32;
+/** Keys of a file item or of `composite` at most (each has at most 4 known ones). */
+const MAX_ITEM_FIELDS = 8;
+/** Items of `composite.allowedProviders` or `composite.allowedTemplates` at most. */
+const MAX_LIST_ITEMS = 64;
+
+/**
+ * Size checks before the schema looks at any item: each array and object is measured first, so a body
+ * with 500,000 items costs one comparison, not 500,000 validations (and as many issues).
+ */
+function preflight(body: Record<string, unknown>): FieldIssue[] {
+  const fields = keyCount(body, MAX_FIELDS);
+  if (fields > MAX_FIELDS) return [{ path: '(root)', message: `has more than ${MAX_FIELDS} fields; see the documented fields of POST /query` }];
+  const issues: FieldIssue[] = [];
+  // `exact` is false for key counts, which stop counting past the limit.
+  const atMost = (path: string, n: number, max: number, what: string, exact = true) => {
+    if (n > max) issues.push({ path, message: `must have at most ${max} ${what}, got ${exact ? n : 'more'} (their contents were not checked)` });
+  };
+  const { files, allowedTools, composite, outputFormat } = body;
+  if (Array.isArray(files)) {
+    atMost('files', files.length, MAX_UPLOAD_FILES, 'files');
+    if (files.length <= MAX_UPLOAD_FILES) files.forEach((f, i) => isObject(f) && atMost(`files[${i}]`, keyCount(f, MAX_ITEM_FIELDS), MAX_ITEM_FIELDS, 'fields', false));
+  } else if (isObject(files)) atMost('files', keyCount(files, MAX_UPLOAD_FILES), MAX_UPLOAD_FILES, 'files', false);
+  if (Array.isArray(allowedTools)) atMost('allowedTools', allowedTools.length, ALL_TOOL_NAMES.length, 'items (one per tool)');
+  if (isObject(composite)) {
+    atMost('composite', keyCount(composite, MAX_ITEM_FIELDS), MAX_ITEM_FIELDS, 'fields', false);
+    if (Array.isArray(composite.allowedProviders)) atMost('composite.allowedProviders', composite.allowedProviders.length, MAX_LIST_ITEMS, 'items');
+    if (Array.isArray(composite.allowedTemplates)) atMost('composite.allowedTemplates', composite.allowedTemplates.length, MAX_LIST_ITEMS, 'items');
+  }
+  if (outputFormat !== undefined) {
+    const why = schemaSizeError(outputFormat);
+    if (why) issues.push({ path: 'outputFormat', message: why });
+  }
+  return issues;
+}
+
 export function parseQuery(body: unknown): { ok: true; value: QueryRequest } | { ok: false; issues: FieldIssue[] } {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return { ok: false, issues: [{ path: '(root)', message: 'the body must be a JSON object' }] };
+  if (!isObject(body)) return { ok: false, issues: [{ path: '(root)', message: 'the body must be a JSON object' }] };
+  const early = preflight(body);
+  if (early.length) return { ok: false, issues: early };
   const parsed = parseWith(querySchema, body);
   if (!parsed.ok) return parsed;
   const files = decodeUploads(parsed.value.files);

@@ -188,7 +188,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
               numTurns = turns;
             },
           });
-          const artifacts = await collectArtifacts(main, baseline, plan.files);
+          const artifacts = await collectArtifacts(main, baseline, plan.files, signal);
           for (const e of artifacts.events) emit(e);
           filesCount = artifacts.events.length;
           if (artifacts.leftOut.length) emit({ type: 'warning', code: 'ARTIFACTS_LEFT_OUT', content: `files left out: ${artifacts.leftOut.join('; ')}` });

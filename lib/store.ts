@@ -56,16 +56,24 @@ export interface KeptRun {
   keptBytes: number | null;
 }
 
+/** A row of GET /runs: the prompt cut to its first LIST_PROMPT_CHARS characters, with its full length. */
+export type RunSummary = RunRecord & { promptChars: number };
+export const LIST_PROMPT_CHARS = 500;
+
 export type RunEnd = Pick<
   RunRecord,
   'status' | 'errorCode' | 'error' | 'costUsd' | 'inputTokens' | 'outputTokens' | 'cacheReadTokens' | 'cacheWriteTokens' | 'numTurns' | 'durationSecs' | 'filesCount' | 'sandboxCount'
 >;
 
-const COLUMNS = `id, prompt, model, provider, sandbox_provider AS sandboxProvider, sandbox_id AS sandboxId, status,
+// Every column but id and prompt, shared by the full row and the list row.
+const REST = `model, provider, sandbox_provider AS sandboxProvider, sandbox_id AS sandboxId, status,
   error_code AS errorCode, error, cost_usd AS costUsd, input_tokens AS inputTokens, output_tokens AS outputTokens,
   cache_read_tokens AS cacheReadTokens, cache_write_tokens AS cacheWriteTokens, num_turns AS numTurns,
   duration_secs AS durationSecs, files_count AS filesCount, sandbox_count AS sandboxCount,
   started_at AS startedAt, completed_at AS completedAt`;
+const COLUMNS = `id, prompt, ${REST}`;
+// SQLite counts characters (code points) in substr() and length() of TEXT.
+const LIST_COLUMNS = `id, substr(prompt, 1, ${LIST_PROMPT_CHARS}) AS prompt, length(prompt) AS promptChars, ${REST}`;
 
 export class RunStore {
   readonly instanceId: string;
@@ -112,8 +120,9 @@ export class RunStore {
         WHERE id = @id AND status = 'running'`,
       ),
       get: this.db.prepare(`SELECT ${COLUMNS} FROM runs WHERE id = ?`),
-      list: this.db.prepare(`SELECT ${COLUMNS} FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?`),
-      listStatus: this.db.prepare(`SELECT ${COLUMNS} FROM runs WHERE status = ? ORDER BY started_at DESC, rowid DESC LIMIT ?`),
+      // Prompts are cut in SQL, so a page of runs never carries (or copies into JS) the full prompts.
+      list: this.db.prepare(`SELECT ${LIST_COLUMNS} FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?`),
+      listStatus: this.db.prepare(`SELECT ${LIST_COLUMNS} FROM runs WHERE status = ? ORDER BY started_at DESC, rowid DESC LIMIT ?`),
       interrupt: this.db.prepare(
         `UPDATE runs SET status = 'error', error_code = 'INTERRUPTED', error = 'the server stopped while this run was in flight', completed_at = ? WHERE status = 'running'`,
       ),
@@ -138,8 +147,9 @@ export class RunStore {
     return this.stmts.get.get(id) as RunRecord | undefined;
   }
 
-  list(limit: number, status?: RunStatus): RunRecord[] {
-    return (status ? this.stmts.listStatus.all(status, limit) : this.stmts.list.all(limit)) as RunRecord[];
+  /** Newest first; each prompt cut to LIST_PROMPT_CHARS characters, `promptChars` its full length. */
+  list(limit: number, status?: RunStatus): RunSummary[] {
+    return (status ? this.stmts.listStatus.all(status, limit) : this.stmts.list.all(limit)) as RunSummary[];
   }
 
   /** At start: rows a dead process left `running` become `error` / `INTERRUPTED`. Returns how many. */

@@ -17,19 +17,24 @@ export function issuePath(issue: v.BaseIssue<unknown>): string {
   return out || '(root)';
 }
 
+/** Issues listed at most; the rest are counted in one last entry, so an error response stays small. */
+export const MAX_ISSUES = 20;
+
 export function toFieldIssues(issues: readonly v.BaseIssue<unknown>[]): FieldIssue[] {
   const seen = new Set<string>();
   const out: FieldIssue[] = [];
+  let more = 0;
   for (const issue of issues) {
     // Strict objects report an unknown key with the key already in the path.
     const unknownKey = issue.type === 'strict_object' && issue.expected === 'never';
     const entry = { path: issuePath(issue), message: unknownKey ? 'unknown field' : issue.message };
     const key = entry.path + '\0' + entry.message;
-    if (!seen.has(key)) {
-      seen.add(key);
-      out.push(entry);
-    }
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (out.length < MAX_ISSUES) out.push(entry);
+    else more++;
   }
+  if (more) out.push({ path: '(root)', message: `and ${more} more issues not listed` });
   return out;
 }
 

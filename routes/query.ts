@@ -4,6 +4,7 @@ import { readJson } from '../lib/body.ts';
 import { isPlanError, planRun } from '../lib/plan.ts';
 import { parseQuery } from '../lib/request.ts';
 import { startRun, type AppContext } from '../lib/run.ts';
+import { checkOutputFormat } from '../lib/schema-thread.ts';
 
 export const RETRY_AFTER_SECONDS = 5;
 
@@ -12,6 +13,9 @@ export async function query(req: Request, app: AppContext): Promise<Response> {
   if (!body.ok) return body.response;
   const parsed = parseQuery(body.value);
   if (!parsed.ok) return invalid(parsed.issues);
+  // Compiled now (off the event loop), so a pattern RE2 cannot run is a 400 here, not a failure at run end.
+  const schemaIssues = parsed.value.outputFormat ? await checkOutputFormat(parsed.value.outputFormat) : [];
+  if (schemaIssues.length) return invalid(schemaIssues);
   const plan = planRun(parsed.value, app.config);
   if (isPlanError(plan) && plan.status === 400) return invalid(plan.details);
   if (app.runs.draining) return apiError(503, 'DRAINING', 'the server is shutting down; retry on another instance', { headers: { 'retry-after': '1' } });

@@ -201,6 +201,7 @@ function operations(): Operation[] {
         parameters: [
           { name: 'limit', in: 'query', description: 'How many (empty is 400).', schema: { type: 'integer', minimum: 1, maximum: 200, default: 20 } },
           { name: 'status', in: 'query', description: 'Only runs with this status (empty is 400).', schema: { type: 'string', enum: [...RUN_STATUSES] } },
+          { name: 'before', in: 'query', description: 'Page on: only the runs listed after this run (the last one of the previous page); a run id this instance does not hold is 400.', schema: { type: 'string', maxLength: 200 } },
         ],
         responses: {
           '200': { description: 'A bare JSON array of run records.', content: jsonContent({ type: 'array', items: ref('RunRecord') }) },

@@ -50,7 +50,7 @@ export function runView(main, runId, signal, { first } = {}) {
       ['Started', fmt.when(run.startedAt)],
     ];
     if (run.errorCode) rows.push(['Error', `${run.errorCode}${run.error ? `: ${run.error}` : ''}`]);
-    facts.replaceChildren(...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v ?? '—')]));
+    facts.replaceChildren(...rows.map(([k, v]) => h('div', { class: 'fact' }, h('dt', {}, k), h('dd', {}, v ?? '—'))));
     cancel.hidden = run.status !== 'running';
     if (shownPromptFor !== run.id) {
       shownPromptFor = run.id;

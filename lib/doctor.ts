@@ -118,6 +118,24 @@ export async function checkDockerRuntime(runtime: string, docker: DockerProbe): 
   }
 }
 
+/** Only when docker.prepull lists images: which are on the host already (the server pulls the rest at start). */
+export async function checkPrepull(images: readonly string[], docker: DockerProbe): Promise<Check> {
+  const name = 'docker prepull';
+  try {
+    const missing: string[] = [];
+    for (const image of images) if (!(await bounded(docker.hasImage(image)))) missing.push(image);
+    if (missing.length === 0) return { status: 'ok', name, found: `all ${images.length} image(s) of docker.prepull are on the Docker host` };
+    return {
+      status: 'warn',
+      name,
+      found: `not on the Docker host yet: ${missing.join(', ')} (serve pulls them in the background at start; GET /health shows each one's state)`,
+      fix: `\`docker pull ${missing[0]}\` now, or let the server pull them`,
+    };
+  } catch (err) {
+    return { status: 'FAIL', name, found: `could not look up the docker.prepull images (${message(err)})`, fix: 'check the Docker engine (see above)' };
+  }
+}
+
 export async function checkE2b(config: Config, probe: DoctorProbes['e2b']): Promise<Check> {
   const key = config.sandboxes.e2b.apiKey;
   const name = 'e2b';
@@ -198,8 +216,13 @@ export async function runChecks(config: Config, probes: DoctorProbes, opts: { da
   const docker = async (): Promise<Check[]> => {
     const engine = await checkDockerEngine(config, probes.docker);
     if (engine.status !== 'ok') return [engine];
-    const runtime = (config.sandboxes.docker as { runtime?: string }).runtime;
-    return [engine, await checkDockerImage(config, probes.docker), ...(runtime ? [await checkDockerRuntime(runtime, probes.docker)] : [])];
+    const { runtime, prepull } = config.sandboxes.docker;
+    return [
+      engine,
+      await checkDockerImage(config, probes.docker),
+      ...(runtime ? [await checkDockerRuntime(runtime, probes.docker)] : []),
+      ...(prepull?.length ? [await checkPrepull(prepull, probes.docker)] : []),
+    ];
   };
   const [dockerChecks, e2b] = await Promise.all([docker(), checkE2b(config, probes.e2b)]);
   return [

@@ -3,7 +3,7 @@
 // creation was still under way when the run ended.
 import type { CompositeSettings } from './config.ts';
 import type { StreamEvent } from './sse.ts';
-import { SandboxError, type Sandbox, type SandboxProvider, type SandboxProviderName } from './sandbox.ts';
+import { SandboxError, type ImagePullEvent, type Sandbox, type SandboxProvider, type SandboxProviderName } from './sandbox.ts';
 import { ToolFailure } from './tools.ts';
 import { log } from './log.ts';
 import type { SandboxMetrics } from './metrics.ts';
@@ -27,6 +27,30 @@ export interface PoolOptions {
   memory: MemoryBudget;
   /** The primary's share, reserved at admission (before the stream started); released with the run. */
   mainReservation?: MemoryReservation;
+  /** Stops the run's timeout clock while a sandbox waits for an image pull (which has its own bound); returns the resume. */
+  pauseTimeout?(): () => void;
+}
+
+const MB = 1024 * 1024;
+
+/** The stream's `system` `image_pull` event for one step of a pull a sandbox waits for. */
+function imagePullEvent(sandbox: string, e: ImagePullEvent): StreamEvent {
+  const base = { type: 'system', subtype: 'image_pull', sandbox, image: e.image, stage: e.stage };
+  switch (e.stage) {
+    case 'start':
+      return { ...base, content: `pulling image ${e.image} for sandbox ${sandbox}` };
+    case 'progress': {
+      const { downloadedBytes, totalBytes, layersDone, layers } = e;
+      const content = `pulling image ${e.image}: ${(downloadedBytes / MB).toFixed(1)} of ${(totalBytes / MB).toFixed(1)} MB, ${layersDone} of ${layers} layers`;
+      return { ...base, content, downloadedBytes, totalBytes, layersDone, layers };
+    }
+    case 'end': {
+      const durationSecs = Math.round(e.durationMs / 10) / 100;
+      const error = e.error?.slice(0, 500);
+      const content = e.ok ? `pulled image ${e.image} in ${durationSecs} s` : `could not pull image ${e.image}: ${error}`;
+      return { ...base, content, ok: e.ok, durationSecs, ...(e.ok ? {} : { error }) };
+    }
+  }
 }
 
 interface Member {
@@ -158,13 +182,23 @@ export class SandboxPool {
   private track(name: string, provider: SandboxProviderName, image: string, p: SandboxProvider, reservation?: MemoryReservation): Promise<Member | undefined> {
     const created = (async () => {
       const started = Date.now();
-      const sandbox = await p.create({
-        runId: this.opts.runId,
-        instanceId: this.opts.instanceId,
-        image: image === p.defaultImage ? undefined : image,
-        timeoutSecs: this.opts.timeoutSecs,
-        signal: this.opts.signal,
-      });
+      // While the sandbox waits for an image pull, the run's clock stands still; the stream shows the pull.
+      let resume: (() => void) | undefined;
+      const onImagePull = (e: ImagePullEvent) => {
+        if (e.stage === 'start') resume ??= this.opts.pauseTimeout?.();
+        this.opts.emit(imagePullEvent(name, e));
+        if (e.stage === 'end') resume?.();
+      };
+      const sandbox = await p
+        .create({
+          runId: this.opts.runId,
+          instanceId: this.opts.instanceId,
+          image: image === p.defaultImage ? undefined : image,
+          timeoutSecs: this.opts.timeoutSecs,
+          signal: this.opts.signal,
+          onImagePull,
+        })
+        .finally(() => resume?.());
       this.opts.metrics?.sandboxCreated(provider, (Date.now() - started) / 1000);
       const m: Member = { name, provider, image, sandbox, reservation };
       if (this.closed) {

@@ -9,6 +9,7 @@ import { runAgent, type AgentResult } from './agent.ts';
 import { collectArtifacts, takeBaseline } from './artifacts.ts';
 import { scheduleCallback } from './callbacks.ts';
 import { compositeTools } from './composite.ts';
+import { Deadline } from './deadline.ts';
 import type { Config } from './config.ts';
 import type { RunManager } from './inflight.ts';
 import { log } from './log.ts';
@@ -123,8 +124,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     let numTurns = 0;
     let filesCount = 0;
     const price = findPrice(plan.model, app.config.pricing);
-    const timer = setTimeout(() => controller.abort(new RunAbort('TIMEOUT', `the run exceeded its timeout of ${plan.timeout} seconds`)), plan.timeout * 1000);
-    const deadline = started + plan.timeout * 1000;
+    const deadline = new Deadline(plan.timeout * 1000, () => controller.abort(new RunAbort('TIMEOUT', `the run exceeded its timeout of ${plan.timeout} seconds`)));
     const kept = new RunResults(Boolean(plan.outputFormat));
     const emit = (e: StreamEvent) => void stream.send(kept.see(e));
     const pool = new SandboxPool({
@@ -142,6 +142,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
       metrics: app.metrics,
       memory: app.memory,
       mainReservation: memory,
+      pauseTimeout: () => deadline.pause(), // an image pull has its own bound, apart from the run's timeout
     });
 
     for (const w of plan.warnings) emit({ type: 'warning', ...w });
@@ -164,7 +165,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
           const baseline = await takeBaseline(main);
           const ctx: ToolContext = {
             sandbox: (name) => pool.get(name),
-            remainingMs: () => deadline - Date.now(),
+            remainingMs: () => deadline.remainingMs(),
             signal,
           };
           const tools: ToolDef[] = plan.toolNames.flatMap((n) => (n in BASE_TOOLS ? [BASE_TOOLS[n as keyof typeof BASE_TOOLS]] : []));
@@ -217,7 +218,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     } catch (err) {
       terminal = failure(signal.aborted && !(err instanceof RunAbort) ? signal.reason : err, runId);
     } finally {
-      clearTimeout(timer);
+      deadline.stop();
     }
     // Stop anything still running in the sandboxes (tool calls racing the abort) before destroying them.
     if (!signal.aborted) controller.abort(new RunAbort('CANCELLED', 'the run ended'));

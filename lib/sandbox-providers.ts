@@ -4,7 +4,7 @@
 // in providers/ and is plugged in by the composition root (app.ts), which the compiler holds to this table.
 // How to add one: docs/architecture.md#adding-a-sandbox-provider.
 import * as v from 'valibot';
-import { envInt, envStr, int, nonEmpty, strictObject, type Env } from './config-parse.ts';
+import { ConfigError, envInt, envStr, int, nonEmpty, strictObject, type Env } from './config-parse.ts';
 import type { DockerSettings, E2bSettings } from './sandbox.ts';
 
 /** One sandbox backend; `S` is its resolved settings, handed to its provider module. */
@@ -36,6 +36,10 @@ export type SandboxProviderTable = Readonly<Record<string, SandboxProviderDescri
 /** Smallest docker.diskMb: the workspace share must still hold the 10 MiB of uploads a request may carry. */
 export const DISK_MB_MIN = 32;
 
+/** An OCI runtime's name as engines register it (runc, runsc, crun, kata-runtime...). */
+const RUNTIME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+const RUNTIME_RULE = 'must be a runtime name the engine knows, e.g. "runsc"';
+
 const dockerFile = strictObject({
   image: v.optional(nonEmpty),
   memoryMb: v.optional(int(16, 1_048_576)),
@@ -45,6 +49,9 @@ const dockerFile = strictObject({
   network: v.optional(v.picklist(['none', 'bridge'])),
   user: v.optional(v.pipe(v.string(), v.regex(/^\d+(:\d+)?$/, 'must be "uid" or "uid:gid" (numeric)'))),
   readOnlyRootfs: v.optional(v.boolean()),
+  runtime: v.optional(v.pipe(v.string(), v.regex(RUNTIME_NAME, RUNTIME_RULE))),
+  pullTimeoutSeconds: v.optional(int(1, 86_400)),
+  prepull: v.optional(v.pipe(v.array(nonEmpty), v.maxLength(32))),
 });
 
 const e2bFile = strictObject({
@@ -57,6 +64,8 @@ const docker: SandboxProviderDescriptor<DockerSettings> = {
   settings(raw, env) {
     const file = raw as v.InferOutput<typeof dockerFile> | undefined;
     const diskMb = envInt(env, 'SANDCASTER_DOCKER_DISK_MB', DISK_MB_MIN, 1_048_576);
+    const runtime = envStr(env, 'SANDCASTER_DOCKER_RUNTIME');
+    if (runtime !== undefined && !RUNTIME_NAME.test(runtime)) throw new ConfigError('SANDCASTER_DOCKER_RUNTIME', `${RUNTIME_RULE}, got ${JSON.stringify(runtime)}`);
     return {
       image: envStr(env, 'SANDCASTER_DOCKER_IMAGE') ?? file?.image ?? 'python:3.12-slim',
       memoryMb: file?.memoryMb ?? 1024,
@@ -68,10 +77,14 @@ const docker: SandboxProviderDescriptor<DockerSettings> = {
       diskMb: diskMb ?? file?.diskMb ?? 1024,
       // A writable root layer could only be bounded with a storage-driver quota, which most hosts lack.
       readOnlyRootfs: file?.readOnlyRootfs ?? true,
+      // An OCI runtime such as runsc (gVisor); unset, the engine's default (runc).
+      runtime: runtime ?? file?.runtime,
+      pullTimeoutSeconds: file?.pullTimeoutSeconds ?? 600,
+      prepull: file?.prepull ?? [],
       host: envStr(env, 'DOCKER_HOST'),
     };
   },
-  envVars: ['SANDCASTER_DOCKER_IMAGE', 'SANDCASTER_DOCKER_DISK_MB', 'DOCKER_HOST'],
+  envVars: ['SANDCASTER_DOCKER_IMAGE', 'SANDCASTER_DOCKER_DISK_MB', 'SANDCASTER_DOCKER_RUNTIME', 'DOCKER_HOST'],
   configured: () => true,
   auto: 'available',
   trustExplicitChoice: true,

@@ -80,6 +80,37 @@ export interface CreateOptions {
   /** Whole-run seconds; E2B uses it (+60 s) as the sandbox's own lifetime so it dies even if we do. */
   timeoutSecs: number;
   signal?: AbortSignal;
+  /**
+   * Told when the create has to wait for an image pull: `start` once (also when joining a pull another create
+   * began), `progress` at most once a second, `end` once. The pull has its own time bound, apart from the run's.
+   */
+  onImagePull?(event: ImagePullEvent): void;
+}
+
+/** One step of an image pull a create waits for. */
+export type ImagePullEvent =
+  | { stage: 'start'; image: string }
+  | {
+      stage: 'progress';
+      image: string;
+      /** Bytes downloaded so far, and in all, over the layers whose size the engine has reported. */
+      downloadedBytes: number;
+      totalBytes: number;
+      /** Layers fully downloaded (or already present), of the layers seen so far. */
+      layersDone: number;
+      layers: number;
+    }
+  | { stage: 'end'; image: string; ok: boolean; durationMs: number; error?: string };
+
+/** An image the operator listed to pull in the background at start. */
+export type PrepullState = 'pending' | 'done' | 'failed';
+
+/** The configured OCI runtime as the engine knows it (for `doctor`). */
+export interface RuntimeStatus {
+  name: string;
+  registered: boolean;
+  /** What to do when it is not registered. */
+  hint?: string;
 }
 
 export interface SandboxProvider {
@@ -98,6 +129,14 @@ export interface SandboxProvider {
   reservedMemoryMb?(image?: string): number;
   /** Memory (MiB) of the host that runs the sandboxes, as the backend reports it; undefined when unknown. */
   hostMemoryMb?(): Promise<number | undefined>;
+  /** The images listed to pull at start and where each stands; empty when none are listed. Cheap, for /health. */
+  prepullState?(): Readonly<Record<string, PrepullState>>;
+  /** For `doctor`: the engine's name and version ("Docker 20.10.24", "Podman 4.3.1"); undefined when it does not answer. Never throws. */
+  engineVersion?(): Promise<string | undefined>;
+  /** For `doctor`: the configured runtime and whether the engine knows it; undefined when none is configured or the engine does not answer. Never throws. */
+  runtimeStatus?(): Promise<RuntimeStatus | undefined>;
+  /** For `doctor`: whether the image (default: the configured one) is on the engine host; undefined when the engine does not answer. Never throws. */
+  imagePresent?(image?: string): Promise<boolean | undefined>;
 }
 
 /**
@@ -141,6 +180,12 @@ export interface DockerSettings {
   /** Total writable storage of one sandbox in MiB (workspace, /tmp, /dev/shm, root layer). */
   diskMb: number;
   readOnlyRootfs: boolean;
+  /** OCI runtime the engine runs sandboxes with (e.g. `runsc` for gVisor); undefined = the engine's default. */
+  runtime?: string;
+  /** Bound on pulling one missing image, apart from any run's timeout (default 600). */
+  pullTimeoutSeconds?: number;
+  /** Images pulled in the background when the provider starts, so no run waits for them. */
+  prepull?: string[];
   /** Engine address from DOCKER_HOST (unix://, tcp://, http(s)://); undefined = the local socket. */
   host?: string;
 }

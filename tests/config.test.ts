@@ -160,6 +160,20 @@ describe('precedence: flag > env > sandcaster.json > default', () => {
     assert.equal(c.sandboxes.docker.readOnlyRootfs, true);
   });
 
+  test('docker runtime, pulls: SANDCASTER_DOCKER_RUNTIME > file > engine default; pullTimeoutSeconds 600; prepull none', () => {
+    const d = load({}, {}).sandboxes.docker;
+    assert.deepEqual([d.runtime, d.pullTimeoutSeconds, d.prepull], [undefined, 600, []]);
+    const file = { docker: { runtime: 'runsc', pullTimeoutSeconds: 30, prepull: ['python:3.12-slim', 'node:22'] } };
+    const f = load(file, {}).sandboxes.docker;
+    assert.deepEqual([f.runtime, f.pullTimeoutSeconds, f.prepull], ['runsc', 30, ['python:3.12-slim', 'node:22']]);
+    assert.equal(load(file, { SANDCASTER_DOCKER_RUNTIME: 'kata-runtime' }).sandboxes.docker.runtime, 'kata-runtime');
+    assertConfigError(() => load({}, { SANDCASTER_DOCKER_RUNTIME: 'runsc --platform=kvm' }), 'SANDCASTER_DOCKER_RUNTIME');
+    assertConfigError(() => load({ docker: { runtime: '../runc' } }), 'docker.runtime');
+    assertConfigError(() => load({ docker: { pullTimeoutSeconds: 0 } }), 'docker.pullTimeoutSeconds');
+    assertConfigError(() => load({ docker: { prepull: 'python:3.12-slim' } }), 'docker.prepull');
+    assertConfigError(() => load({ docker: { prepull: [''] } }), 'docker.prepull');
+  });
+
   test('e2b template: SANDCASTER_E2B_TEMPLATE > file > base', () => {
     const file = { e2b: { template: 'file-tpl', allowInternetAccess: true } };
     assert.equal(load(file, { SANDCASTER_E2B_TEMPLATE: 'env-tpl' }).sandboxes.e2b.template, 'env-tpl');

@@ -4,11 +4,9 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
@@ -16,6 +14,7 @@ import { setLogSink } from '../lib/log.ts';
 import { SandboxError, type DockerSettings, type Sandbox } from '../lib/sandbox.ts';
 import { packTar, TarReader, type TarEntry } from '../lib/tar.ts';
 import { createDockerProvider } from '../providers/docker/index.ts';
+import { startFakeRegistry } from './fixtures/registry.ts';
 
 const IMAGE = process.env.SANDCASTER_TEST_IMAGE ?? 'sandcaster-test:busybox';
 const docker = new Docker();
@@ -357,37 +356,9 @@ describe('docker sandbox lifecycle', { timeout: 120_000 }, () => {
   });
 
   test('a missing image is pulled once, with progress logged, and then used', async () => {
-    // A minimal registry on 127.0.0.1 serving the test image: its layer and config from `docker save`.
-    const files = new Map<string, Buffer>();
-    let current = '';
-    const reader = new TarReader({
-      entry: (e) => void ((current = e.name), files.set(e.name, Buffer.alloc(0))),
-      data: (c) => void files.set(current, Buffer.concat([files.get(current)!, c])),
-    });
-    for await (const chunk of await docker.getImage(IMAGE).get()) reader.write(chunk as Buffer);
-    const [saved] = JSON.parse(files.get('manifest.json')!.toString()) as Array<{ Config: string; Layers: string[] }>;
-    const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-    const config = files.get(saved!.Config)!;
-    const layer = gzipSync(files.get(saved!.Layers[0]!)!);
-    const blobs = new Map([[sha(config), config], [sha(layer), layer]]);
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-      config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: config.length, digest: sha(config) },
-      layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: layer.length, digest: sha(layer) }],
-    }));
-    const registry = createServer((req, res) => {
-      const blob = /\/blobs\/(sha256:[0-9a-f]+)$/.exec(req.url ?? '')?.[1];
-      if (req.url === '/v2/') return res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
-      if (/\/manifests\//.test(req.url ?? '')) {
-        res.writeHead(200, { 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json', 'Docker-Content-Digest': sha(manifest), 'Content-Length': manifest.length });
-        return res.end(req.method === 'HEAD' ? undefined : manifest);
-      }
-      if (blob && blobs.has(blob)) return res.writeHead(200, { 'Content-Length': blobs.get(blob)!.length }).end(blobs.get(blob));
-      res.writeHead(404).end();
-    }).listen(0, '127.0.0.1');
-    await new Promise((r) => registry.once('listening', r));
-    const image = `127.0.0.1:${(registry.address() as net.AddressInfo).port}/sandcaster/pulled-${randomBytes(3).toString('hex')}:1`;
+    // A minimal registry on 127.0.0.1 serving the test image (tests/fixtures/registry.ts).
+    const registry = await startFakeRegistry(docker, IMAGE);
+    const image = registry.image(`pulled-${randomBytes(3).toString('hex')}`);
     const instance = instanceId('pulled');
     const provider = createDockerProvider(settings({ image }));
     const before = logLines.length;
@@ -397,10 +368,11 @@ describe('docker sandbox lifecycle', { timeout: 120_000 }, () => {
       for (const sb of sandboxes) assert.equal((await sb.exec('echo pulled', { timeoutMs: 5000 })).stdout, 'pulled\n');
       const lines = logLines.slice(before).map((l) => JSON.parse(l));
       assert.equal(lines.filter((l) => l.level === 'info' && l.msg === 'pulling docker image' && l.image === image && !l.status).length, 1, 'one pull for both creates');
+      assert.equal(registry.layerRequests(image), 1, 'the layer was downloaded once');
       assert.ok(lines.some((l) => l.level === 'info' && l.msg === 'pulled docker image' && l.image === image), "lines.some((l) => l.level === 'info' && l.msg === 'pulled docker image' && l.image === image)");
     } finally {
       await Promise.all(sandboxes.map((sb) => sb.destroy()));
-      registry.close();
+      await registry.close();
       await docker.getImage(image).remove({ force: true }).catch(() => {});
     }
   });

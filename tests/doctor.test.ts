@@ -111,6 +111,21 @@ describe('doctor checks with injected probes', () => {
     assert.equal((await checkDockerRuntime('runsc', engine({ runtimes: async () => ['runc', 'runsc'] }))).status, 'ok');
   });
 
+  test('docker.prepull: images already on the host pass; missing ones are a warning naming them', async () => {
+    const config = loadConfig({}, { ANTHROPIC_API_KEY: 'k', SANDCASTER_DB: ':memory:' });
+    const withPrepull = { ...config, sandboxes: { ...config.sandboxes, docker: { ...config.sandboxes.docker, prepull: ['have:1', 'lack:2'] } } };
+    const present = (image: string) => Promise.resolve(image === 'have:1');
+    const checks = await runChecks(withPrepull, { docker: engine({ hasImage: present }), e2b: async () => {} }, { database: false });
+    const pre = checks.find((c) => c.name === 'docker prepull');
+    assert.equal(pre?.status, 'warn', JSON.stringify(pre));
+    assert.match(pre?.found ?? '', /lack:2/);
+    assert.doesNotMatch(pre?.found ?? '', /have:1/);
+    const all = await runChecks(withPrepull, { docker: engine({ hasImage: async () => true }), e2b: async () => {} }, { database: false });
+    assert.equal(all.find((c) => c.name === 'docker prepull')?.status, 'ok');
+    const none = await runChecks(config, { docker: engine({ hasImage: async () => true }), e2b: async () => {} }, { database: false });
+    assert.ok(!none.some((c) => c.name === 'docker prepull'), 'no prepull line without docker.prepull');
+  });
+
   test('the image and runtime are looked at only when the engine answers; the runtime only when set', async () => {
     const config = loadConfig({}, { ANTHROPIC_API_KEY: 'k', SANDCASTER_DB: ':memory:' });
     const probes = { docker: engine({ version: refused }), e2b: async () => {} };

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `npm test`: prepares the Docker engine and the local sandbox image, then runs every tests/**/*.test.ts
-// with node:test (TypeScript through tsx). Every assert.ok in the tests carries a message: without one, a
-// failing assert makes Node re-read and re-parse the source to build a message, which takes minutes here.
+// `npm test`: prepares the Docker engine and the local sandbox image (and, for tests/engines.test.ts, the
+// gVisor and Podman engines), then runs every tests/**/*.test.ts with node:test (TypeScript through tsx).
+// Every assert.ok in the tests carries a message: without one, a failing assert makes Node re-read and
+// re-parse the source to build a message, which takes minutes here.
 // Extra arguments are passed on, e.g. `npm test -- tests/api.test.ts`.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -23,9 +24,20 @@ function find(dir) {
 const args = process.argv.slice(2);
 const files = args.filter((a) => !a.startsWith('-'));
 const flags = args.filter((a) => a.startsWith('-'));
+const env = { ...process.env, SANDCASTER_TEST_IMAGE: process.env.SANDCASTER_TEST_IMAGE ?? 'sandcaster-test:busybox' };
+
+// The gVisor and Podman engines (tests/setup-engines.sh), only when their tests run. Exit 3 means they cannot
+// be had on this machine (said loudly); the tests then skip with that reason, except where
+// SANDCASTER_REQUIRE_ENGINES=1 (CI), where it is a failure.
+if (files.length === 0 || files.some((f) => f.includes('engines.test'))) {
+  const engines = spawnSync('bash', [join(root, 'tests/setup-engines.sh')], { stdio: 'inherit', env });
+  if (engines.status === 3 && process.env.SANDCASTER_REQUIRE_ENGINES !== '1') env.SANDCASTER_TEST_ENGINES_SKIP = 'runsc/podman cannot be installed or started here (see the message above)';
+  else if (engines.status !== 0) process.exit(engines.status ?? 1);
+}
+
 const run = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', ...flags, ...(files.length ? files : find(join(root, 'tests')).sort())],
-  { stdio: 'inherit', cwd: root, env: { ...process.env, SANDCASTER_TEST_IMAGE: process.env.SANDCASTER_TEST_IMAGE ?? 'sandcaster-test:busybox' } },
+  { stdio: 'inherit', cwd: root, env },
 );
 process.exit(run.status ?? 1);

@@ -10,6 +10,8 @@ import { sleep, throwIfAborted, type Engine } from './engine.ts';
 
 /** Characters of output kept per stream at the start and at the end; the middle of a flood is dropped. */
 const OUTPUT_KEEP = 1 << 20;
+/** How often a running command checks that its sandbox is still there. */
+const LIVENESS_MS = 2000;
 
 /**
  * Prints its pid as the first stdout line, then becomes the command (`$1`, given the positional parameters
@@ -74,6 +76,8 @@ export async function runProcess(t: Target, o: RunOptions): Promise<RunOutcome> 
 
   let stop: (() => void) | undefined;
   let pid: number | undefined;
+  let pidKnown!: () => void;
+  const pidLine = new Promise<void>((r) => (pidKnown = r));
   let first = Buffer.alloc(0); // stdout bytes until the wrapper's pid line is complete
   const deliver = (cb: RunOptions['onStdout'], b: Buffer) => {
     if (b.length && cb?.(b) === true) stop?.();
@@ -84,6 +88,7 @@ export async function runProcess(t: Target, o: RunOptions): Promise<RunOutcome> 
       const nl = first.indexOf(10);
       if (nl < 0) return true;
       pid = Number(first.subarray(0, nl).toString('latin1')) || 0;
+      pidKnown();
       b = first.subarray(nl + 1);
     }
     deliver(o.onStdout, b);
@@ -104,12 +109,25 @@ export async function runProcess(t: Target, o: RunOptions): Promise<RunOutcome> 
     stream.end(); // half-close: the engine closes the command's stdin (seen on engine 20.10)
   }
 
-  const how = await new Promise<'done' | 'timeout' | 'abort' | 'stopped'>((resolve) => {
-    const finish = (h: 'done' | 'timeout' | 'abort' | 'stopped') => {
+  let lost: SandboxError | undefined;
+  const how = await new Promise<'done' | 'timeout' | 'abort' | 'stopped' | 'lost'>((resolve) => {
+    const finish = (h: 'done' | 'timeout' | 'abort' | 'stopped' | 'lost') => {
       clearTimeout(timer);
+      clearInterval(watch);
       o.signal?.removeEventListener('abort', onAbort);
       resolve(h);
     };
+    // A sandbox that dies (gVisor ends the whole sandbox past its memory or pids limit) can leave the exec's
+    // stream open forever: a command that runs a while checks that its container still runs.
+    let looking = false;
+    const watch = setInterval(() => {
+      if (looking) return;
+      looking = true;
+      void stillRunning(t).then((err) => {
+        looking = false;
+        if (err) (lost = err), finish('lost');
+      });
+    }, LIVENESS_MS);
     const timer = setTimeout(() => finish('timeout'), Math.min(o.timeoutMs, 2 ** 31 - 1)); // larger would fire at once
     const onAbort = () => finish('abort');
     stop = () => finish('stopped');
@@ -126,8 +144,16 @@ export async function runProcess(t: Target, o: RunOptions): Promise<RunOutcome> 
     return { how, exitCode: info.ExitCode };
   }
 
+  if (how === 'lost') {
+    stream.destroy();
+    throw lost!;
+  }
+
   stop = undefined;
   try {
+    // Stopped before the pid line came (an exec can take seconds to start under gVisor): wait for it, or for
+    // the end of the output (then there is nothing left to kill), within the engine bound.
+    if (pid === undefined) await settledWithin(Promise.race([pidLine, ended]), engine.timeoutMs);
     await killGroup(t, pid, exec);
     if (how === 'timeout') await Promise.race([ended, sleep(500)]); // let the last output in
   } catch (e) {
@@ -139,6 +165,14 @@ export async function runProcess(t: Target, o: RunOptions): Promise<RunOutcome> 
   return { how, exitCode: null };
 }
 
+/** Waits for `p` at most `ms`, leaving no timer behind. */
+function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void p.finally(() => (clearTimeout(timer), resolve()));
+  });
+}
+
 /** Exec exit code; the stream can close a moment before the engine records the exit. */
 async function finished(t: Target, exec: Docker.Exec): Promise<Docker.ExecInspectInfo> {
   for (let i = 0; ; i++) {
@@ -146,6 +180,17 @@ async function finished(t: Target, exec: Docker.Exec): Promise<Docker.ExecInspec
     if (!info.Running || i >= 40) return info;
     await sleep(25);
   }
+}
+
+/** The SANDBOX_LOST error when the container no longer runs; undefined while it runs or the engine does not say. */
+async function stillRunning(t: Target): Promise<SandboxError | undefined> {
+  try {
+    const info = await t.engine.call('inspect container', (s) => t.container.inspect({ abortSignal: s }));
+    if (!info.State.Running) return new SandboxError('SANDBOX_LOST', `the sandbox container stopped (${info.State.Status}, exit code ${info.State.ExitCode})`);
+  } catch (err) {
+    if (err instanceof SandboxError && err.code === 'SANDBOX_LOST') return err;
+  }
+  return undefined;
 }
 
 /**
@@ -163,7 +208,6 @@ async function assertRunning(t: Target): Promise<void> {
 /** Kills the command's whole process group from a second exec, then waits until the engine agrees it ended. */
 async function killGroup(t: Target, pid: number | undefined, exec: Docker.Exec): Promise<void> {
   const call = t.engine.call;
-  for (let i = 0; pid === undefined && i < 40; i++) await sleep(25); // stopped before the pid line came
   if (pid) {
     const kill = await call('exec', (s) =>
       t.container.exec({ Cmd: ['/bin/sh', '-c', 'kill -9 -"$1" "$1" 2>/dev/null; true', 'sandcaster', String(pid)], User: t.user, AttachStdout: true, AttachStderr: true, abortSignal: s }),

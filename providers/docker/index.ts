@@ -5,11 +5,13 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { log } from '../../lib/log.ts';
-import { SandboxError, type CreateOptions, type DockerSettings, type Sandbox, type SandboxProvider } from '../../lib/sandbox.ts';
-import { createEngine, engineClient, engineMessage, ENGINE_HINT, PING_TIMEOUT_MS, PULL_TIMEOUT_MS, status, throwIfAborted, toSandboxError, type Engine } from './engine.ts';
+import { SandboxError, type CreateOptions, type DockerSettings, type RuntimeStatus, type Sandbox, type SandboxProvider } from '../../lib/sandbox.ts';
+import { createEngine, engineClient, engineMessage, PING_TIMEOUT_MS, status, throwIfAborted, toSandboxError } from './engine.ts';
+import { engineFacts, type EngineFacts } from './facts.ts';
+import { createPuller } from './pull.ts';
 import { reap, removeSandbox, REMOVE_TIMEOUT_MS } from './reap.ts';
 import { DockerSandbox } from './sandbox.ts';
-import { containerSpec, reservedMemoryMb } from './spec.ts';
+import { containerSpec, droppedLimits, isGvisor, reservedMemoryMb } from './spec.ts';
 
 export { containerSpec, reservedMemoryMb, storageSplit } from './spec.ts';
 export { DockerSandbox } from './sandbox.ts';
@@ -32,73 +34,39 @@ export interface DockerProvider extends SandboxProvider {
 const ROOTFS_HINT =
   'Set docker.readOnlyRootfs to true (the default; /workspace and /tmp stay writable), or run the Docker engine on a storage driver that enforces quotas (overlay2 on xfs mounted with pquota).';
 
-const slug = (s: string) => s.replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 40);
+/** How to make an engine know `runtime`. */
+const runtimeHint = (runtime: string, podman: boolean) =>
+  podman
+    ? `Podman's Docker-compatible API runs every container with Podman's default runtime: make ${runtime} that default (runtime = "${runtime}" under [engine] in containers.conf, then restart podman system service), or unset docker.runtime / SANDCASTER_DOCKER_RUNTIME.`
+    : `Register it with the engine: add {"runtimes": {"${runtime}": {"path": "/usr/bin/${runtime}"}}} to /etc/docker/daemon.json (for gVisor: apt-get install runsc, then runsc install; on hosts that need it add "runtimeArgs": ["--platform=ptrace", "--network=none"]) and restart dockerd; or unset docker.runtime / SANDCASTER_DOCKER_RUNTIME.`;
 
-/** Pulls a missing image once, however many creates are waiting for it; each waiter can give up on its own. */
-function puller(engine: Engine) {
-  const pulls = new Map<string, Promise<void>>();
-  async function doPull(image: string): Promise<void> {
-    const ref = /[:@][^/]*$/.test(image) ? image : `${image}:latest`;
-    log.info('pulling docker image', { image: ref });
-    const started = Date.now();
-    let lastLog = 0;
-    try {
-      await engine.call(
-        `pull ${ref}`,
-        async (s) => {
-          const stream = (await engine.docker.pull(ref, { abortSignal: s })) as NodeJS.ReadableStream;
-          await new Promise<void>((resolve, reject) => {
-            engine.docker.modem.followProgress(
-              stream,
-              (err: unknown) => (err ? reject(err) : resolve()),
-              (ev: { status?: string; progress?: string; id?: string }) => {
-                if (Date.now() - lastLog < 2000 || !ev.status) return; // progress at most every 2 s
-                lastLog = Date.now();
-                log.info('pulling docker image', { image: ref, status: ev.status, layer: ev.id, progress: ev.progress });
-              },
-            );
-          });
-        },
-        { ms: PULL_TIMEOUT_MS },
-      );
-    } catch (err) {
-      const e = toSandboxError(err, `pull ${ref}`);
-      if (e.hint === ENGINE_HINT) throw e; // the engine itself is the problem, not the image
-      throw new SandboxError(
-        'SANDBOX_ERROR',
-        `image ${image} is not on the Docker host and could not be pulled: ${engineMessage(e.cause ?? e)}`,
-        `Pull or build it on the Docker host (docker pull ${image}, or docker build -t ${image} .), or set docker.image / SANDCASTER_DOCKER_IMAGE to an image that exists there.`,
-        { cause: err },
-      );
-    }
-    log.info('pulled docker image', { image: ref, durationMs: Date.now() - started });
-  }
-  return (image: string, signal?: AbortSignal): Promise<void> => {
-    let p = pulls.get(image);
-    if (!p) {
-      p = doPull(image).finally(() => pulls.delete(image));
-      pulls.set(image, p);
-    }
-    if (!signal) return p;
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
-  };
-}
+const LIMITS_HINT =
+  'Run the engine where it can enforce limits: Docker or rootful Podman, or rootless Podman on a cgroup v2 host with the memory, cpu and pids controllers delegated to the user.';
+
+const slug = (s: string) => s.replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 40);
 
 export function createDockerProvider(settings: DockerSettings, opts: DockerProviderOptions = {}): DockerProvider {
   const engine = createEngine(opts.docker ?? engineClient(settings.host), opts.engineTimeoutMs);
   const removeMs = opts.removeTimeoutMs ?? REMOVE_TIMEOUT_MS;
-  const pull = puller(engine);
+  const puller = createPuller(engine, (settings.pullTimeoutSeconds ?? 600) * 1000);
+  const facts = engineFacts(engine);
   const { docker, call } = engine;
+  if (settings.prepull?.length) puller.prepull(settings.prepull);
+
+  /** The runtime sandboxes will run under (the configured one, else the engine's default) and whether it is gVisor. */
+  function runtimeOf(f: EngineFacts): { name?: string; gvisor: boolean } {
+    const name = settings.runtime ?? f.defaultRuntime;
+    return { name, gvisor: isGvisor(name, name ? f.runtimes[name]?.path : undefined) };
+  }
 
   async function createContainer(spec: (s: AbortSignal) => Docker.ContainerCreateOptions): Promise<Docker.Container> {
     try {
       return await call('create container', (s) => docker.createContainer(spec(s)));
     } catch (err) {
       const said = engineMessage((err as SandboxError).cause);
+      if (settings.runtime && /unknown runtime/i.test(said)) {
+        throw new SandboxError('SANDBOX_ERROR', `the Docker engine does not know the runtime ${settings.runtime} (docker.runtime / SANDCASTER_DOCKER_RUNTIME): ${said}`, runtimeHint(settings.runtime, false), { cause: err });
+      }
       if (!settings.readOnlyRootfs && /storage-opt|quota/i.test(said)) {
         throw new SandboxError('SANDBOX_ERROR', `docker.readOnlyRootfs is false, but the engine cannot bound the root filesystem's size (${said})`, ROOTFS_HINT, { cause: err });
       }
@@ -112,20 +80,35 @@ export function createDockerProvider(settings: DockerSettings, opts: DockerProvi
     const name = `sandcaster-${slug(o.runId)}-${randomBytes(4).toString('hex')}`;
     const volume = `${name}-workspace`;
     const labels = { 'sandcaster.managed': 'true', 'sandcaster.instance': o.instanceId, 'sandcaster.run': o.runId };
-    // A fresh object per call: dockerode deletes abortSignal from the options it is given.
-    const spec = (signal: AbortSignal): Docker.ContainerCreateOptions => ({ ...containerSpec(settings, { name, image, labels, volume }), abortSignal: signal });
     const started = Date.now();
     try {
+      const f = await facts(o.signal);
+      if (f.podman && settings.runtime && settings.runtime !== f.defaultRuntime) {
+        throw new SandboxError('SANDBOX_ERROR', `docker.runtime is ${settings.runtime}, but this engine is ${f.product}, whose Docker-compatible API ignores the runtime asked for`, runtimeHint(settings.runtime, true));
+      }
+      const runtime = runtimeOf(f);
+      const hardened = containerSpec(settings, { name, image, labels, volume, gvisor: runtime.gvisor, podman: f.podman });
+      // A fresh object per call: dockerode deletes abortSignal from the options it is given.
+      const spec = (signal: AbortSignal): Docker.ContainerCreateOptions => ({ ...hardened, abortSignal: signal });
       let container: Docker.Container;
       try {
         container = await createContainer(spec);
       } catch (err) {
-        if (status(err) !== 404 || !/no such image/i.test(engineMessage((err as SandboxError).cause))) throw err;
-        await pull(image, o.signal);
+        if (status(err) !== 404 || !/no such image|image not known/i.test(engineMessage((err as SandboxError).cause))) throw err;
+        await puller.pull(image, { signal: o.signal, onEvent: o.onImagePull });
         throwIfAborted(o.signal);
         container = await createContainer(spec);
       }
       throwIfAborted(o.signal);
+      // Never run a sandbox with fewer limits than asked: rootless Podman on cgroup v1 drops them without an error.
+      const inspected = await call('inspect container', (s) => container.inspect({ abortSignal: s }), { signal: o.signal });
+      const dropped = droppedLimits(hardened, inspected);
+      if (dropped.length) {
+        throw new SandboxError('SANDBOX_ERROR', `the engine (${f.product}) did not apply the sandbox's limits: ${dropped.join(', ')}; refusing to run it unlimited`, LIMITS_HINT);
+      }
+      if (settings.runtime && !f.podman && inspected.HostConfig?.Runtime !== settings.runtime) {
+        throw new SandboxError('SANDBOX_ERROR', `the engine created the sandbox with runtime ${inspected.HostConfig?.Runtime || 'default'}, not ${settings.runtime}`, runtimeHint(settings.runtime, false));
+      }
       // Without /bin/sh the container would start (docker-init runs) and die at once; say so now instead.
       await call('check /bin/sh', async (s) => ((await container.infoArchive({ path: '/bin/sh', abortSignal: s })) as Readable).resume(), { signal: o.signal }).catch((err) => {
         if (status(err) !== 404) throw err;
@@ -134,7 +117,7 @@ export function createDockerProvider(settings: DockerSettings, opts: DockerProvi
       await call('start container', (s) => container.start({ abortSignal: s }), { signal: o.signal });
       throwIfAborted(o.signal);
       log.debug('docker sandbox created', { runId: o.runId, container: name, image, durationMs: Date.now() - started });
-      return new DockerSandbox(engine, container, name, volume, settings.user, removeMs);
+      return new DockerSandbox(engine, container, name, f.podman ? undefined : volume, settings.user, removeMs);
     } catch (err) {
       // Whatever was made is removed; by name, so this works even when the create call itself failed late.
       await removeSandbox(engine, name, volume, removeMs).catch((e) =>
@@ -161,6 +144,21 @@ export function createDockerProvider(settings: DockerSettings, opts: DockerProvi
     create,
     reap: (instanceId, keepRunIds) => reap(engine, instanceId, keepRunIds, removeMs),
     reservedMemoryMb: () => reservedMemoryMb(settings),
+    prepullState: () => puller.prepullState(),
+    async engineVersion() {
+      return (await facts().catch(() => undefined))?.product;
+    },
+    async runtimeStatus(): Promise<RuntimeStatus | undefined> {
+      const name = settings.runtime;
+      if (!name) return undefined;
+      const f = await facts().catch(() => undefined);
+      if (!f) return undefined;
+      const registered = f.podman ? f.defaultRuntime === name : Object.hasOwn(f.runtimes, name);
+      return { name, registered, ...(registered ? {} : { hint: runtimeHint(name, f.podman) }) };
+    },
+    async imagePresent(image = settings.image) {
+      return puller.present(image).catch(() => undefined);
+    },
     async hostMemoryMb() {
       try {
         // The typings omit info's options; dockerode 4 does take abortSignal there.

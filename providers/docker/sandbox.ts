@@ -21,7 +21,7 @@ export class DockerSandbox implements Sandbox {
     private readonly engine: Engine,
     container: Docker.Container,
     readonly name: string,
-    private readonly volume: string,
+    private readonly volume: string | undefined,
     user: string,
     private readonly removeMs = REMOVE_TIMEOUT_MS,
   ) {

@@ -15,7 +15,7 @@ export async function logsCommand(ctx: Ctx, runId: string, o: { follow: boolean 
       client: ctx.client,
       runId,
       until,
-      onEvent: (e) => renderer.event(e),
+      onEvent: (e, _id, raw) => renderer.event(e, raw),
       onReconnect: ({ attached, lastEventId, attempt, error }) => {
         if (attached) ctx.say(`reattached to ${runId} after event ${lastEventId}`);
         else if (attempt === 1) ctx.say(`connection lost (${error}); reattaching to ${runId} from event ${lastEventId}…`);

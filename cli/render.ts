@@ -16,9 +16,13 @@ const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a
 /** Text fit for a terminal. */
 export const safe = (s: unknown) => String(s ?? '').replace(UNSAFE, '');
 
-/** One line of JSON that no terminal or line splitter misreads (C1 and U+2028/9 escaped too). */
-export function jsonLine(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + '\n';
+/**
+ * One line of JSON that no terminal or line splitter misreads: JSON text (`raw`, as the server sent it, or
+ * `value` serialised) with DEL, C1 and U+2028/9 escaped too. Those characters can only stand inside JSON
+ * strings, so escaping them in place keeps the text the same JSON.
+ */
+export function jsonLine(value: unknown, raw?: string): string {
+  return (raw ?? JSON.stringify(value)).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + '\n';
 }
 
 const CODES = { bold: [1, 22], dim: [2, 22], italic: [3, 23], red: [31, 39], green: [32, 39], yellow: [33, 39], blue: [34, 39], cyan: [36, 39], magenta: [35, 39] } as const;
@@ -106,7 +110,7 @@ export class HumanRenderer {
     this.line(this.c(style, safe(s)));
   }
 
-  event(e: RunEvent): void {
+  event(e: RunEvent, _raw?: string): void {
     this.since = Date.now();
     switch (e.type) {
       case 'assistant':
@@ -198,11 +202,11 @@ export class HumanRenderer {
   }
 }
 
-/** Events as JSON lines: the data object of each event, as the server sent it. */
+/** Events as JSON lines: the data line of each event, as the server sent it. */
 export class JsonRenderer {
   constructor(private readonly out: Out) {}
-  event(e: RunEvent): void {
-    this.out.write(jsonLine(e));
+  event(e: RunEvent, raw?: string): void {
+    this.out.write(jsonLine(e, raw?.includes('\n') ? undefined : raw));
   }
   note(_s: string): void {
     /* stdout holds events only; notes go to stderr (see the commands) */

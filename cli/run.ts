@@ -121,8 +121,8 @@ export async function runCommand(ctx: Ctx, o: RunOptions): Promise<number> {
       runId: id,
       first: res,
       signal: stopFollowing.signal,
-      onEvent: (e: RunEvent) => {
-        renderer.event(e);
+      onEvent: (e: RunEvent, _id: number, raw: string) => {
+        renderer.event(e, raw);
         if (e.type === 'file' && o.out !== undefined) {
           try {
             const saved = writeUnder(o.out, String(e.path), fileEventBytes(e));

@@ -125,7 +125,7 @@ describe('sandcaster run', () => {
     const upload = join(dir, 'data.csv');
     writeFileSync(upload, 'a,b\n1,2\n');
     const prompt = scripted('files', [
-      { text: 'Looking. ', toolCalls: [{ name: 'bash', input: { command: `cat data.csv; mkdir -p out; printf '${OCTAL}' > out/all-bytes.bin` } }] },
+      { text: 'Looking. ', toolCalls: [{ name: 'bash', input: { command: `cat data.csv; printf '\\302\\233[2J C1 CSI\\n'; mkdir -p out; printf '${OCTAL}' > out/all-bytes.bin` } }] },
       { toolCalls: [{ name: 'write_file', input: { path: 'report.md', content: '# Report\nünïcödé ✓\n' } }] },
       { text: ['All ', 'done.'] },
     ]);
@@ -136,6 +136,11 @@ describe('sandcaster run', () => {
     assert.equal(events[0]!.subtype, 'run_started');
     assert.equal(events.at(-1)!.type, 'result');
     assert.deepEqual(events, await storedEvents(s, events[0]!.runId), 'stdout holds the stored events, in order, each once');
+    // Line for line the server's data lines, with only the C1 control (U+009B, a terminal's CSI) escaped.
+    const raw = await (await s.fetch(`/runs/${events[0]!.runId}/events`)).text();
+    const dataLines = raw.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6).replace(/\u009b/g, '\\u009b'));
+    assert.deepEqual(r.stdout.slice(0, -1).split('\n'), dataLines);
+    assert.ok(raw.includes('\u009b[2J') && !r.stdout.includes('\u009b'), 'the raw C1 character never reaches stdout');
     const cat = events.find((e) => e.type === 'tool_result')!;
     assert.match(cat.content, /^a,b\n1,2\n/, 'the uploaded file was in /workspace');
     assert.deepEqual(readdirSync(out).sort(), ['out', 'report.md']);

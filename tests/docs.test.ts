@@ -90,6 +90,7 @@ describe('docs/configuration.md', () => {
     const patterns = [
       /\(\s*env\s*,\s*'([A-Z][A-Z0-9_]*)'/g, // envStr(env, 'X'), envInt(env, 'X', ...), ...
       /\benv\[\s*'([A-Z][A-Z0-9_]*)'\s*\]/g,
+      /\benv\.([A-Z][A-Z0-9_]*)\b/g,
       /\bprocess\.env\.([A-Z][A-Z0-9_]*)\b/g,
       /\bprocess\.env\[\s*'([A-Z][A-Z0-9_]*)'\s*\]/g,
       /\b(?:keyEnv|baseUrlEnv):\s*'([A-Z][A-Z0-9_]*)'/g, // the model-provider rows

@@ -4,14 +4,21 @@
 // Every assert.ok in the tests carries a message: without one, a failing assert makes Node re-read and
 // re-parse the source to build a message, which takes minutes here.
 // Extra arguments are passed on, e.g. `npm test -- tests/api.test.ts`.
+// `npm run test:unit` (`--unit`) runs only the suites that need no Docker engine, in seconds: UNIT below.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, dirname, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const setup = spawnSync('bash', [join(root, 'tests/setup-docker.sh')], { stdio: 'inherit' });
-if (setup.status !== 0) process.exit(setup.status ?? 1);
+
+/** Suites that need no engine: pure modules, config, the model clients against fake model servers, docs. */
+const UNIT = ['config', 'docs', 'glob', 'model-accumulators', 'model-providers', 'models', 'openapi', 'pure', 'sandbox-table'].map((n) => `tests/${n}.test.ts`);
+const unit = process.argv.includes('--unit');
+if (!unit) {
+  const setup = spawnSync('bash', [join(root, 'tests/setup-docker.sh')], { stdio: 'inherit' });
+  if (setup.status !== 0) process.exit(setup.status ?? 1);
+}
 
 function find(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -21,8 +28,8 @@ function find(dir) {
   });
 }
 
-const args = process.argv.slice(2);
-const files = args.filter((a) => !a.startsWith('-'));
+const args = process.argv.slice(2).filter((a) => a !== '--unit');
+const files = unit ? UNIT : args.filter((a) => !a.startsWith('-'));
 const flags = args.filter((a) => a.startsWith('-'));
 const env = { ...process.env, SANDCASTER_TEST_IMAGE: process.env.SANDCASTER_TEST_IMAGE ?? 'sandcaster-test:busybox' };
 

@@ -138,7 +138,8 @@ export function createHandler(app: AppContext): Handler {
       runId: res.headers.get('x-run-id') ?? undefined,
     };
     // Bounded label set: the route pattern, never the raw path.
-    app.metrics.httpRequest((fields.path && router.routes.find(([, re]) => re.test(fields.path!))?.[3]) || 'unmatched', res.status);
+    const matched = fields.path ? router.routes.find(([, re]) => re.test(fields.path!)) : undefined;
+    app.metrics.httpRequest(matched ? matched[3] || '/' : 'unmatched', res.status); // itty keeps the root's path as ''
     if ((fields.path === '/health' || fields.path === '/metrics') && res.status < 400) log.debug('request', fields);
     else log.info('request', fields);
   }

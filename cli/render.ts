@@ -69,7 +69,7 @@ export class HumanRenderer {
   }
 
   private get width(): number {
-    return Math.max(40, Math.min(this.out.columns ?? 100, 200));
+    return Math.max(40, Math.min(this.out.columns || 100, 200)); // a pty without a size reports 0
   }
 
   private clip(s: string, width = this.width - 4): string {
@@ -138,6 +138,7 @@ export class HumanRenderer {
         return this.toolResult(e);
       case 'file':
         this.line(`  ${this.c('blue', '⬇')} file ${safe(e.path)} ${this.c('dim', `(${fmtBytes(Number(e.size) || 0)})`)}`);
+        this.label = 'finishing';
         return;
       case 'warning':
         this.line(this.c('yellow', `! ${safe(e.code)}: ${safe(e.content)}`));

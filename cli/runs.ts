@@ -41,7 +41,7 @@ export async function runsCommand(ctx: Ctx, o: { status?: string; limit?: string
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const pad = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ');
   const used = widths.reduce((a, b) => a + b + 2, 0);
-  const room = Math.max(10, (ctx.stdout.columns ?? 120) - used - 1);
+  const room = Math.max(10, (ctx.stdout.columns || 120) - used - 1);
   const prompt = (r: Record<string, any>) => {
     const one = safe(r.prompt).replace(/\s+/g, ' ').trim();
     return one.length > room ? one.slice(0, room - 1) + '…' : one;

@@ -15,7 +15,7 @@ export const MODEL_APIS = {
 /** One module per sandbox-provider row (a row without its module, or with one taking other settings, is a compile error here). */
 export const SANDBOX_MODULES = {
   docker: () => import('./providers/docker/index.ts'),
-  e2b: () => import('./providers/e2b.ts'),
+  e2b: () => import('./providers/e2b/index.ts'),
 } as const satisfies { [K in BuiltinSandboxProviderName]: SandboxModuleLoader<SettingsOf<K>> };
 
 /** The registry of a production server. */

@@ -10,7 +10,7 @@ import type { ThinkingLevel } from './model.ts';
 import { MODEL_PROVIDER_NAMES, MODEL_PROVIDERS as BUILTIN_MODEL_PROVIDERS, type ModelProviderName, type ModelProviderTable } from './model-providers.ts';
 import { LEVELS, type Level } from './log.ts';
 import { parseWith } from './validate.ts';
-import { ALL_TOOL_NAMES } from './tools.ts';
+import { ALL_TOOL_NAMES } from './tool-names.ts';
 import { compileSchema, outputFormatSchema, type OutputFormat } from './structured.ts';
 import { priceSchema, type Price } from './pricing.ts';
 

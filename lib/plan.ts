@@ -7,7 +7,7 @@ import { providerForModel } from './model-providers.ts';
 import { resolveAlias } from './models.ts';
 import type { SandboxProviderName } from './sandbox.ts';
 import type { QueryRequest, Upload } from './request.ts';
-import { BASE_TOOL_NAMES, COMPOSITE_TOOL_NAMES } from './tools.ts';
+import { BASE_TOOL_NAMES, COMPOSITE_TOOL_NAMES } from './tool-names.ts';
 import type { OutputFormat } from './structured.ts';
 import type { FieldIssue } from './validate.ts';
 

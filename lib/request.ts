@@ -3,7 +3,7 @@ import { posix } from 'node:path';
 import * as v from 'valibot';
 import { MAX_CALLBACK_URL_CHARS, parseCallbackUrl } from './callbacks.ts';
 import { MODEL_PROVIDERS, THINKING_LEVELS, compositeSchema } from './config.ts';
-import { ALL_TOOL_NAMES } from './tools.ts';
+import { ALL_TOOL_NAMES } from './tool-names.ts';
 import { outputFormatSchema, schemaSizeError } from './structured.ts';
 import { parseWith, type FieldIssue } from './validate.ts';
 

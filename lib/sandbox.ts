@@ -1,4 +1,4 @@
-// The interface every sandbox backend implements (providers/docker/, providers/e2b.ts).
+// The interface every sandbox backend implements (providers/docker/, providers/e2b/).
 // Only tool calls run in a sandbox; the agent loop and every secret stay in the server process.
 
 /** A row name of the sandbox-provider table in use (lib/sandbox-providers.ts; callers may add rows). */

@@ -7,10 +7,8 @@ import type { ToolSpec } from './model.ts';
 import { SandboxError, WORKSPACE, type Sandbox } from './sandbox.ts';
 import { decodeText, truncateMiddle } from './text.ts';
 import { toFieldIssues } from './validate.ts';
+import type { BASE_TOOL_NAMES } from './tool-names.ts';
 
-export const BASE_TOOL_NAMES = ['bash', 'read_file', 'write_file', 'edit_file', 'list_files'] as const;
-export const COMPOSITE_TOOL_NAMES = ['spawn_sandbox', 'exec_in', 'transfer_files', 'kill_sandbox', 'list_sandboxes'] as const;
-export const ALL_TOOL_NAMES: readonly string[] = [...BASE_TOOL_NAMES, ...COMPOSITE_TOOL_NAMES];
 
 export const DEFAULT_COMMAND_TIMEOUT_S = 120;
 const MAX_READ_BYTES = 10 * 1024 * 1024;

@@ -2,7 +2,7 @@
 // router's own table so it lists exactly the routes this server serves.
 import { json } from '../lib/http.ts';
 import { log } from '../lib/log.ts';
-import { buildOpenApi } from '../lib/openapi.ts';
+import { buildOpenApi } from '../lib/openapi/index.ts';
 import type { AppContext } from '../lib/run.ts';
 
 /** What the router holds per route: [method, pattern, handlers, path]. */

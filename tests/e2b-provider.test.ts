@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createE2bProvider, E2B_META_INSTANCE, E2B_META_RUN } from '../providers/e2b.ts';
+import { createE2bProvider, E2B_META_INSTANCE, E2B_META_RUN } from '../providers/e2b/index.ts';
 import { SandboxError, type Sandbox, type SandboxProvider } from '../lib/sandbox.ts';
 import { setLogSink } from '../lib/log.ts';
 import { startFakeE2b, type FakeE2b } from './fixtures/fake-e2b.ts';

@@ -11,7 +11,7 @@ import { loadConfig } from '../lib/config.ts';
 import { RunManager } from '../lib/inflight.ts';
 import { MemoryBudget } from '../lib/memory-budget.ts';
 import { Metrics } from '../lib/metrics.ts';
-import { openApiPath, queryBodySchema } from '../lib/openapi.ts';
+import { openApiPath, queryBodySchema } from '../lib/openapi/index.ts';
 import { SANDBOX_PROVIDERS } from '../lib/sandbox-providers.ts';
 import { RunStore } from '../lib/store.ts';
 import { createHandler } from '../routes/index.ts';
@@ -173,7 +173,7 @@ describe('GET /openapi.json', () => {
     const inDoc = Object.entries<any>(doc.paths).flatMap(([path, item]) => METHODS.filter((m) => item[m]).map((m) => `${m.toUpperCase()} ${path}`));
     const registered = routes.map((r) => `${r.method} ${openApiPath(r.path)}`);
     const missing = registered.filter((r) => !inDoc.includes(r));
-    assert.deepEqual(missing, [], `registered but not in the document (add them to lib/openapi.ts): ${missing.join(', ')}`);
+    assert.deepEqual(missing, [], `registered but not in the document (add them to lib/openapi/paths.ts): ${missing.join(', ')}`);
     const extra = inDoc.filter((r) => !registered.includes(r));
     assert.deepEqual(extra, [], `in the document but not registered: ${extra.join(', ')}`);
   });

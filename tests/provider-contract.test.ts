@@ -4,7 +4,7 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDockerProvider } from '../providers/docker/index.ts';
-import { createE2bProvider } from '../providers/e2b.ts';
+import { createE2bProvider } from '../providers/e2b/index.ts';
 import { setLogSink } from '../lib/log.ts';
 import { startFakeE2b, type FakeE2b } from './fixtures/fake-e2b.ts';
 import { providerContract } from './helpers/provider-contract.ts';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createE2bProvider, E2B_META_INSTANCE, E2B_META_RUN } from '../providers/e2b.ts';
+import { createE2bProvider, E2B_META_INSTANCE, E2B_META_RUN } from '../providers/e2b/index.ts';
 import { RunStore } from '../lib/store.ts';
 import { startFakeE2b, type FakeE2b } from './fixtures/fake-e2b.ts';
 import { startFakeAnthropic, startFakeOpenAI, type FakeModelServer } from './fixtures/fake-models.ts';

@@ -10,11 +10,14 @@ import { RunAbort } from './lib/abort.ts';
 import { ConfigError, loadConfig, type Config, type Flags } from './lib/config.ts';
 import { lockDatabase } from './lib/db-lock.ts';
 import { allPass, checkConfig, formatCheck, runChecks } from './lib/doctor.ts';
+import { EventLogs } from './lib/event-log.ts';
 import { RunManager } from './lib/inflight.ts';
 import { MemoryBudget } from './lib/memory-budget.ts';
 import { log, registerSecret, setLogLevel } from './lib/log.ts';
+import { frameEvent } from './lib/sse.ts';
 import { MAX_BODY_BYTES } from './lib/body.ts';
-import { createListener, limitConnections, onClientError } from './lib/node-http.ts';
+import { limitConnections, onClientError } from './lib/connections.ts';
+import { createListener } from './lib/node-http.ts';
 import { Metrics } from './lib/metrics.ts';
 import type { Registry } from './lib/registry.ts';
 import { Retention, RETENTION_INTERVAL_MS } from './lib/retention.ts';
@@ -87,9 +90,13 @@ async function learnMemoryLimit(app: AppContext): Promise<void> {
  * `reapIntervalMs` and `retentionIntervalMs` exist for tests; production always reaps every minute and
  * checks retention hourly. `registry` exists for benchmarks
  * and tests only (bench/standin-server.ts puts an in-process sandbox stand-in behind the real server, so the
- * server itself is what is measured); production never passes it and gets createAppRegistry.
+ * server itself is what is measured); production never passes it and gets createAppRegistry. `storeEvents:
+ * false` exists for the throughput benchmark only (what storing events costs); production always stores them.
  */
-export async function startServer(config: Config, opts: { reapIntervalMs?: number; retentionIntervalMs?: number; registry?: (config: Config) => Registry } = {}): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  opts: { reapIntervalMs?: number; retentionIntervalMs?: number; registry?: (config: Config) => Registry; storeEvents?: boolean } = {},
+): Promise<RunningServer> {
   setLogLevel(config.logLevel);
   const providerSecrets = Object.entries(config.sandboxProviders).flatMap(([name, row]) => row.secrets(config.sandboxes[name]));
   for (const k of [config.apiKey, config.webhookSecret, config.callbacks.secret, ...providerSecrets, ...Object.values(config.keys)]) registerSecret(k);
@@ -101,7 +108,10 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
     lock.release();
     throw err;
   }
-  const interrupted = store.markInterrupted(new Date().toISOString());
+  // Runs a dead process left running are closed, and their stored logs end with a terminal event, so a reader
+  // of their events ends cleanly.
+  const interruptedEvent = (id: number, content: string) => Buffer.from(frameEvent(id, { type: 'error', code: 'INTERRUPTED', content }));
+  const interrupted = store.markInterrupted(new Date().toISOString(), interruptedEvent);
   if (interrupted) log.warn('runs left running by a previous process marked interrupted', { count: interrupted });
   const runs = new RunManager(config.maxConcurrentRuns);
   const app: AppContext = {
@@ -111,6 +121,7 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
     runs,
     memory: new MemoryBudget(config.maxSandboxMemoryMb),
     metrics: new Metrics({ runsInFlight: () => runs.size, sandboxProviders: Object.keys(config.sandboxProviders) }),
+    events: new EventLogs(store, config.db, { storeEvents: opts.storeEvents }),
   };
   const handle = createHandler(app);
 
@@ -159,7 +170,8 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
   if (config.maxSandboxMemoryMb === undefined) void learnMemoryLimit(app);
   const reaper = setInterval(() => void reap(app, backends()), opts.reapIntervalMs ?? REAP_INTERVAL_MS);
   reaper.unref();
-  const retention = new Retention(store, { limits: config.retention, inFlight: () => app.runs.runIds() });
+  // Runs whose last events are still being written count as in flight too.
+  const retention = new Retention(store, { limits: config.retention, inFlight: () => new Set([...app.runs.runIds(), ...app.events.runIds()]) });
   retention.start(opts.retentionIntervalMs ?? RETENTION_INTERVAL_MS);
 
   let shuttingDown: Promise<void> | undefined;
@@ -179,6 +191,7 @@ export async function startServer(config: Config, opts: { reapIntervalMs?: numbe
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await app.events.close(); // the last events and rows, then the writer thread stops
       store.close();
       lock.release();
       log.info('stopped');

@@ -2,8 +2,10 @@
 // fake Anthropic API as fast as the socket takes them; the real server (child process, in-process sandbox
 // stand-in) turns each into an `assistant` event. Measures events per second delivered to this client,
 // over the streaming window (first delta read -> last delta read) and end to end (request -> `result`).
-// `--compare DIR` runs a second server from another checkout (e.g. the code before a change) and interleaves
-// the rounds of both, so a before/after ratio comes from one run.
+// Two servers of this tree run side by side, rounds interleaved: one storing every event in SQLite (as
+// production always does) and one with storage off, so the cost of storing comes from one run (target: the
+// stored rate above 150,000 events/s and at most 10% below the other).
+// `--compare DIR` adds a server from another checkout (e.g. the code before a change) to the same rounds.
 // Run: npx tsx bench/sse-throughput.ts [--deltas 100000] [--rounds 5] [--compare DIR] [--cpu-prof]
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,14 +22,19 @@ const DELTAS = Number(values.deltas);
 const ROUNDS = Number(values.rounds);
 
 const fake = await startFakeAnthropic(() => ({ text: Array.from({ length: DELTAS }, (_, i) => String.fromCharCode(97 + (i % 26))) }));
-const start = (root?: string) =>
+const start = (root?: string, storeEvents = true) =>
   startServerChild({
     root,
     entry: 'bench/standin-server.ts',
-    env: { ANTHROPIC_API_KEY: 'sk-bench-not-a-key', ANTHROPIC_BASE_URL: fake.url },
+    env: { ANTHROPIC_API_KEY: 'sk-bench-not-a-key', ANTHROPIC_BASE_URL: fake.url, ...(storeEvents ? {} : { SANDCASTER_BENCH_STORE_EVENTS: '0' }) },
     nodeArgs: values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
   });
-const servers: { name: string; server: ServerChild }[] = [{ name: 'this tree', server: await start() }];
+const STORED = 'events stored';
+const NOT_STORED = 'storage off';
+const servers: { name: string; server: ServerChild }[] = [
+  { name: STORED, server: await start() },
+  { name: NOT_STORED, server: await start(undefined, false) },
+];
 if (values.compare) servers.push({ name: values.compare, server: await start(values.compare) });
 
 interface Round {
@@ -88,13 +95,16 @@ console.log(
   ),
 );
 console.log('');
+const medianOf = (name: string) => median(rounds.filter((r) => r.name === name).map((r) => r.windowRate));
 for (const s of servers) {
   const mine = rounds.filter((r) => r.name === s.name);
-  const m = median(mine.map((r) => r.windowRate));
+  const m = medianOf(s.name);
   console.log(
     `${s.name}: median ${fmt(m, 0)} events/s (stream window), ${fmt(median(mine.map((r) => r.e2eRate)), 0)} events/s request to result, ` +
       `server CPU ${fmt(median(mine.map((r) => r.serverCpuMs)) / (DELTAS / 1000), 2)} µs/event; target > 150,000/s ${verdict(m > 150_000 && mine.every((r) => r.ok))}`,
   );
 }
+const ratio = medianOf(STORED) / medianOf(NOT_STORED);
+console.log(`storing events: ${fmt(ratio * 100, 1)}% of the rate without storage; target >= 90% ${verdict(ratio >= 0.9)}`);
 console.log(loadLine(load!));
 console.log(await machineLine());

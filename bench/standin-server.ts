@@ -65,7 +65,9 @@ if (!('command' in cli) || cli.command !== 'serve') throw new Error('usage: benc
 const env = { ...process.env, SANDCASTER_SANDBOX_PROVIDER: 'standin' };
 const config = loadConfig(cli.flags, env, { sandboxProviders: { ...SANDBOX_PROVIDERS, standin: standinRow } });
 const registry = createRegistry(config, { modelApis: MODEL_APIS, sandboxModules: { ...SANDBOX_MODULES, standin: async () => ({ createProvider: () => standin }) } });
-const running = await startServer(config, { registry: () => registry });
+// SANDCASTER_BENCH_STORE_EVENTS=0: events are not stored, so bench/sse-throughput.ts can show what storing costs.
+const storeEvents = process.env.SANDCASTER_BENCH_STORE_EVENTS !== '0';
+const running = await startServer(config, { registry: () => registry, storeEvents });
 const stop = () => running.shutdown().then(() => process.exit(0));
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);

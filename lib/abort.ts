@@ -1,6 +1,6 @@
 // Why a run was stopped from outside its own work: the reason carried by the run's AbortSignal.
 
-export type AbortCode = 'TIMEOUT' | 'SHUTDOWN' | 'SANDBOX_LOST' | 'CANCELLED';
+export type AbortCode = 'TIMEOUT' | 'SHUTDOWN' | 'SANDBOX_LOST' | 'CANCELLED' | 'STORAGE_ERROR';
 
 export class RunAbort extends Error {
   constructor(readonly code: AbortCode, message: string) {

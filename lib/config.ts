@@ -1,24 +1,20 @@
 // Server configuration: built-in defaults < sandcaster.json < environment < command-line flags.
 // (Request fields win over all of these, per run; see lib/request.ts.) Validated strictly at start:
 // a bad value stops the server with a message naming the field; it never starts half-configured.
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import * as v from 'valibot';
-import { ConfigError, envInt, envPick, envStr, int, nonEmpty, strictObject, type Env } from './config-parse.ts';
+import { ConfigError, envInt, envPick, envStr, type Env } from './config-parse.ts';
 import { SANDBOX_PROVIDERS as BUILTIN_SANDBOX_PROVIDERS, type SandboxProviderTable, type SandboxSettings } from './sandbox-providers.ts';
 import type { ThinkingLevel } from './model.ts';
 import { MODEL_PROVIDER_NAMES, MODEL_PROVIDERS as BUILTIN_MODEL_PROVIDERS, type ModelProviderName, type ModelProviderTable } from './model-providers.ts';
 import { LEVELS, type Level } from './log.ts';
-import { parseWith } from './validate.ts';
-import { ALL_TOOL_NAMES } from './tool-names.ts';
-import { compileSchema, outputFormatSchema, type OutputFormat } from './structured.ts';
-import { priceSchema, type Price } from './pricing.ts';
+import { readFileConfig } from './config-file.ts';
+import type { OutputFormat } from './structured.ts';
+import type { Price } from './pricing.ts';
 
 /** The built-in provider names, for request schemas; the rows are in lib/model-providers.ts. */
 export const MODEL_PROVIDERS: readonly ModelProviderName[] = MODEL_PROVIDER_NAMES;
-export const THINKING_LEVELS: readonly ThinkingLevel[] = ['none', 'low', 'medium', 'high'];
 
 export { ConfigError };
+export { THINKING_LEVELS, compositeSchema } from './config-file.ts';
 
 export interface CompositeSettings {
   maxSandboxes: number;
@@ -114,44 +110,6 @@ export const DEFAULT_SYSTEM_PROMPT = [
 export const COMPOSITE_DEFAULTS = { maxSandboxes: 3, maxTotalSpawns: 10 } as const;
 
 
-export const compositeSchema = strictObject({
-  maxSandboxes: v.optional(int(1, 20)),
-  maxTotalSpawns: v.optional(int(1, 100)),
-  allowedProviders: v.optional(v.array(nonEmpty)), // names of the table, checked in loadConfig
-  allowedTemplates: v.optional(v.array(nonEmpty)),
-});
-
-const baseFileEntries = {
-  host: v.optional(nonEmpty),
-  port: v.optional(int(0, 65535)),
-  logLevel: v.optional(v.picklist(LEVELS)),
-  db: v.optional(nonEmpty),
-  maxConcurrentRuns: v.optional(int(1, 100_000)),
-  maxSandboxMemoryMb: v.optional(int(1, 1 << 30)),
-  shutdownGraceSeconds: v.optional(int(0, 3600)),
-  corsOrigins: v.optional(v.array(nonEmpty)),
-  allowedHosts: v.optional(v.array(nonEmpty)),
-  maxConnections: v.optional(int(1, 1_000_000)),
-  headersTimeoutSeconds: v.optional(int(1, 600)),
-  bodyTimeoutSeconds: v.optional(int(1, 3600)),
-  sandboxProvider: v.optional(nonEmpty), // one of the sandbox table's names, checked in loadConfig
-  model: v.optional(nonEmpty),
-  provider: v.optional(nonEmpty), // one of the table's names, checked in loadConfig
-  systemPrompt: v.optional(v.string()),
-  maxTurns: v.optional(int(1, 500)),
-  timeout: v.optional(int(5, 3600)),
-  thinkingLevel: v.optional(v.picklist(THINKING_LEVELS)),
-  allowedTools: v.optional(v.array(v.picklist(ALL_TOOL_NAMES))),
-  outputFormat: v.optional(outputFormatSchema),
-  composite: v.optional(compositeSchema),
-  pricing: v.optional(v.record(nonEmpty, priceSchema)),
-};
-
-/** The whole sandcaster.json schema: the settings above plus one block per sandbox-provider row, under its name. */
-const fileSchemaFor = (sandboxProviders: SandboxProviderTable) =>
-  strictObject({ ...baseFileEntries, ...Object.fromEntries(Object.entries(sandboxProviders).map(([name, row]) => [name, v.optional(row.fileSchema)])) });
-type FileConfig = v.InferOutput<ReturnType<typeof strictObject<typeof baseFileEntries>>> & Record<string, unknown>;
-
 export interface Flags {
   host?: string;
   port?: number;
@@ -197,32 +155,6 @@ function envCallbackSecret(env: Env): string | undefined {
   if (raw.trim() !== raw) throw new ConfigError('SANDCASTER_CALLBACK_SECRET', 'must not start or end with whitespace');
   if (raw.length < MIN_CALLBACK_SECRET_CHARS) throw new ConfigError('SANDCASTER_CALLBACK_SECRET', `must be at least ${MIN_CALLBACK_SECRET_CHARS} characters, got ${raw.length}`);
   return raw;
-}
-
-function readFileConfig(path: string | undefined, explicit: boolean, sandboxProviders: SandboxProviderTable): { path?: string; data: FileConfig } {
-  if (!path) return { data: {} };
-  const full = resolve(path);
-  if (!existsSync(full)) {
-    if (explicit) throw new ConfigError('config', `file not found: ${full}`);
-    return { data: {} };
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(full, 'utf8'));
-  } catch (err) {
-    throw new ConfigError(full, `not valid JSON (${(err as Error).message})`);
-  }
-  const parsed = parseWith(fileSchemaFor(sandboxProviders), json);
-  if (!parsed.ok) {
-    const first = parsed.issues[0]!;
-    const rest = parsed.issues.length > 1 ? ` (and ${parsed.issues.length - 1} more)` : '';
-    throw new ConfigError(`${full}: ${first.path}`, first.message + rest);
-  }
-  // The operator's schema is compiled here, once, at start (the event loop serves nothing yet).
-  const schema = parsed.value.outputFormat;
-  const compiled = schema ? compileSchema(schema) : undefined;
-  if (compiled && !compiled.ok) throw new ConfigError(`${full}: ${compiled.issues[0]!.path}`, compiled.issues[0]!.message);
-  return { path: full, data: parsed.value as FileConfig };
 }
 
 /** Each row's key and base URL, read through the variables the row names. */

@@ -9,6 +9,7 @@ import { parseWith, type FieldIssue } from './validate.ts';
 
 export const MAX_UPLOAD_FILES = 20;
 export const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
+export const ON_DISCONNECT = ['cancel', 'continue'] as const;
 /** Linux limits: a whole path (PATH_MAX) and one file or folder name (NAME_MAX), in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 4096;
 export const MAX_NAME_BYTES = 255;
@@ -46,6 +47,10 @@ export const querySchema = v.strictObject({
   thinkingLevel: v.optional(v.picklist(THINKING_LEVELS)),
   sandboxProvider: v.optional(v.pipe(v.string(), v.nonEmpty('must not be empty'), v.maxLength(64, 'must be a provider name'))), // checked against the table by planRun
   composite: v.optional(compositeSchema),
+  // What a client disconnect does to the run: "cancel" it (default), or let it "continue" (reattach with
+  // GET /runs/:id/events). `detach: true` answers 202 at once and implies "continue".
+  onDisconnect: v.optional(v.picklist(ON_DISCONNECT)),
+  detach: v.optional(v.boolean()),
   // Shape only here; the allow-list is the configuration's (lib/plan.ts).
   callbackUrl: v.optional(
     v.pipe(
@@ -147,7 +152,7 @@ function keyCount(o: object, max: number): number {
 }
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
-/** Top-level fields a body may have at most (there are 14 known ones). */
+/** Top-level fields a body may have at most (there are 15 known ones). */
 const MAX_FIELDS = 32;
 /** Keys of a file item or of `composite` at most (each has at most 4 known ones). */
 const MAX_ITEM_FIELDS = 8;
@@ -190,6 +195,9 @@ export function parseQuery(body: unknown): { ok: true; value: QueryRequest } | {
   if (early.length) return { ok: false, issues: early };
   const parsed = parseWith(querySchema, body);
   if (!parsed.ok) return parsed;
+  if (parsed.value.detach && parsed.value.onDisconnect === 'cancel') {
+    return { ok: false, issues: [{ path: 'onDisconnect', message: 'must not be "cancel" with detach: true (a detached run has no connection to lose)' }] };
+  }
   const files = decodeUploads(parsed.value.files);
   if (files.length && !(files[0] as Upload).bytes) return { ok: false, issues: files as FieldIssue[] };
   return { ok: true, value: { ...parsed.value, files: files as Upload[] } };

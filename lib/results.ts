@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { log } from './log.ts';
 import type { StreamEvent } from './sse.ts';
-import type { KeptFileInfo, RunRecord, RunStore } from './store.ts';
+import type { KeptFileInfo, RowWrite, RunRecord, RunStore } from './store.ts';
 
 /** Characters of a `file` event's content decoded and stored per turn of the event loop (about 768 KiB). */
 const CHUNK_CHARS = 4 * 262_144;
@@ -50,10 +50,11 @@ export class RunResults {
   }
 
   /**
-   * Stores the files, one chunk per turn of the event loop (a file's metadata last, so it is listed only
-   * once whole), then the result. Never throws: a storage failure is logged and costs only the kept record.
+   * Hands the files to `write` (the run's writer, lib/event-writer.ts: stored in order, retried if storage
+   * fails), one chunk decoded per turn of the event loop (a file's metadata last, so it is listed only once
+   * whole), then the result. Never throws: a failure is logged and costs only the kept record.
    */
-  async save(store: RunStore, runId: string, terminal: StreamEvent | undefined): Promise<void> {
+  async save(write: (row: RowWrite) => void, runId: string, terminal: StreamEvent | undefined): Promise<void> {
     const lastEventId = terminal ? this.lastId + 1 : this.lastId;
     try {
       for (const e of this.fileEvents) {
@@ -64,18 +65,22 @@ export class RunResults {
         for (const chunk of decodeInChunks(String(e.content), e.encoding === 'base64' ? 'base64' : 'utf8')) {
           hash.update(chunk);
           size += chunk.length;
-          store.saveFileChunk(runId, path, seq++, chunk);
+          write({ kind: 'fileChunk', id: runId, path, seq: seq++, data: chunk });
           await nextTurn();
         }
-        store.saveFile(runId, { path, size, sha256: hash.digest('hex') });
+        write({ kind: 'file', id: runId, file: { path, size, sha256: hash.digest('hex') } });
       }
       const structuredOutput = terminal?.type === 'result' ? terminal.structuredOutput : undefined;
-      store.saveResult(runId, {
-        result: terminal?.type === 'result' ? String(terminal.content) : null,
-        structured: this.structured,
-        structuredOutput: this.structured ? JSON.stringify(structuredOutput ?? null) : null,
-        warnings: JSON.stringify(this.warnings),
-        lastEventId,
+      write({
+        kind: 'result',
+        id: runId,
+        result: {
+          result: terminal?.type === 'result' ? String(terminal.content) : null,
+          structured: this.structured,
+          structuredOutput: this.structured ? JSON.stringify(structuredOutput ?? null) : null,
+          warnings: JSON.stringify(this.warnings),
+          lastEventId,
+        },
       });
     } catch (err) {
       log.error('could not keep the run results', { runId, error: err });

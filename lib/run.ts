@@ -1,8 +1,10 @@
-// One run, start to end (docs/architecture.md#run-lifecycle): record it, create its sandbox, place the uploads, run the
-// agent, send the artifacts, destroy every sandbox, then send exactly one terminal event and close the row.
-// Whatever stops it (model error, sandbox loss, timeout, disconnect, shutdown) goes through the same
-// `finally`, so no path can skip the destroy.
-import { randomBytes } from 'node:crypto';
+// One run, start to end (docs/architecture.md#run-lifecycle): record it, create its sandbox, place the uploads, run the agent, send the
+// artifacts, destroy every sandbox, then end its event log with exactly one terminal event (stored together
+// with the row's final update). Whatever stops it (model error, sandbox loss, timeout, cancel, disconnect,
+// shutdown, storage failing for too long) goes through the same `finally`, so no path can skip the destroy.
+//
+// A run produces events into its log (lib/event-log.ts); it never knows who reads them. The routes turn a
+// subscription to that log into an HTTP stream, so a run can outlive the connection that started it.
 import { posix } from 'node:path';
 import { RunAbort, raceAbort } from './abort.ts';
 import { runAgent, type AgentResult } from './agent.ts';
@@ -11,6 +13,7 @@ import { scheduleCallback } from './callbacks.ts';
 import { compositeTools } from './composite.ts';
 import { Deadline } from './deadline.ts';
 import type { Config } from './config.ts';
+import type { EventLogs } from './event-log.ts';
 import type { RunManager } from './inflight.ts';
 import { log } from './log.ts';
 import type { Metrics } from './metrics.ts';
@@ -21,10 +24,10 @@ import { SandboxPool } from './pool.ts';
 import { costOf, findPrice } from './pricing.ts';
 import type { Registry } from './registry.ts';
 import { RunResults } from './results.ts';
+import { newRunId } from './run-id.ts';
 import { SandboxError, WORKSPACE, type SandboxProviderName } from './sandbox.ts';
-import { EventStream, type StreamEvent } from './sse.ts';
+import type { StreamEvent } from './sse.ts';
 import type { RunEnd, RunStatus, RunStore } from './store.ts';
-import { apiError } from './http.ts';
 import { BASE_TOOLS, type ToolContext, type ToolDef } from './tools.ts';
 
 export interface AppContext {
@@ -32,30 +35,29 @@ export interface AppContext {
   store: RunStore;
   registry: Registry;
   runs: RunManager;
+  events: EventLogs;
   metrics: Metrics;
   memory: MemoryBudget;
 }
 
-export const newRunId = () => `run_${randomBytes(12).toString('base64url')}`;
-
 interface Terminal {
   status: RunStatus;
-  event?: StreamEvent;
+  event: StreamEvent;
   errorCode: string | null;
   error: string | null;
 }
 
 /** Maps whatever ended a run to its terminal event and row status. */
 function failure(err: unknown, runId: string): Terminal {
-  const make = (code: string, content: string, hint?: string): Terminal => ({
-    status: 'error',
+  const make = (code: string, content: string, hint?: string, status: RunStatus = 'error'): Terminal => ({
+    status,
     event: { type: 'error', code, content, ...(hint ? { hint } : {}) },
     errorCode: code,
     error: content,
   });
   if (err instanceof RunAbort) {
-    if (err.code === 'CANCELLED') return { status: 'cancelled', errorCode: null, error: err.message };
-    return make(err.code, err.message, err.code === 'TIMEOUT' ? 'raise `timeout` (up to 3600 seconds) or ask for less work' : undefined);
+    if (err.code === 'CANCELLED') return make('CANCELLED', err.message, undefined, 'cancelled');
+    return make(err.code, err.message, ABORT_HINTS[err.code]);
   }
   if (err instanceof SandboxError) {
     const code = err.code === 'SANDBOX_LOST' ? 'SANDBOX_LOST' : 'SANDBOX_ERROR';
@@ -66,58 +68,75 @@ function failure(err: unknown, runId: string): Terminal {
   return make('INTERNAL', 'internal error; see the server log for this run id');
 }
 
-/** Runs a store write; a failure is logged and reported as false, never thrown into the run. */
-function storeSafely(runId: string, what: string, write: () => void): boolean {
-  try {
-    write();
-    return true;
-  } catch (err) {
-    log.error(`could not ${what}`, { runId, error: err });
-    return false;
-  }
+const ABORT_HINTS: Partial<Record<RunAbort['code'], string>> = {
+  TIMEOUT: 'raise `timeout` (up to 3600 seconds) or ask for less work',
+  STORAGE_ERROR: 'check that the disk holding SANDCASTER_DB has space and that no other program holds a lock on it',
+};
+
+/** The row of a run that ended without doing anything (its work failed before it could report more). */
+const bareEnd = (errorCode: string, error: string): RunEnd => ({
+  status: 'error', errorCode, error, costUsd: null, inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0,
+  numTurns: 0, durationSecs: null, filesCount: 0, sandboxCount: 0,
+});
+
+/** A run in flight, as its starter sees it. */
+export interface StartedRun {
+  id: string;
+  /** Ends the run with `error` CANCELLED (row `cancelled`); a no-op once the run is ending anyway. */
+  cancel(message: string): void;
 }
 
-const FINISH_RETRY_MS = [1000, 5000, 30_000];
+export type StartResult = { ok: true; run: StartedRun } | { ok: false; code: 'STORAGE_ERROR'; message: string; hint: string };
 
-function retryFinish(app: AppContext, runId: string, end: RunEnd, completedAt: string, attempt = 0): void {
-  const delay = FINISH_RETRY_MS[attempt];
-  if (delay === undefined) return void log.error('gave up closing the run row; the next start marks it INTERRUPTED', { runId });
-  setTimeout(() => {
-    if (!storeSafely(runId, 'close the run row (retry)', () => app.store.finish(runId, end, completedAt))) retryFinish(app, runId, end, completedAt, attempt + 1);
-  }, delay).unref();
-}
-
-/** Starts a run in the background and returns its SSE response at once. */
-export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string, memory?: MemoryReservation): Response {
-  const runId = newRunId();
+/**
+ * Records a run and starts it in the background; its events go to its log (`app.events`), readable at once
+ * with `app.events.subscribe(run.id, 0)`. Fails only when the run cannot be recorded: then nothing was made.
+ * The run holds its place in `app.runs` from the call on (the caller admitted it in this same tick).
+ */
+export async function startRun(app: AppContext, plan: RunPlan, sandboxProvider: SandboxProviderName, requestId?: string, memory?: MemoryReservation): Promise<StartResult> {
+  const runId = newRunId(app.store.instanceId);
   const started = Date.now();
   const controller = new AbortController();
   const signal = controller.signal;
-  const stream = new EventStream(() => controller.abort(new RunAbort('CANCELLED', 'the client disconnected')));
   const sandboxIds = new Set<string>();
+  let ended!: () => void;
+  const done = new Promise<void>((resolve) => (ended = resolve));
+  app.runs.add({ id: runId, controller, sandboxIds, done });
 
-  try {
-    app.store.insert({ id: runId, prompt: plan.prompt, model: plan.model, provider: plan.provider, sandboxProvider, startedAt: new Date(started).toISOString() });
-  } catch (err) {
+  // The row is written by the writer thread, like everything else a run records, so it is never stuck
+  // behind another run's large commit on a second connection.
+  const error = await app.events.writer.record({
+    kind: 'insert',
+    run: { id: runId, prompt: plan.prompt, model: plan.model, provider: plan.provider, sandboxProvider, startedAt: new Date(started).toISOString() },
+  });
+  if (error !== undefined) {
     // Nothing was created yet: refuse the run rather than run it unrecorded.
-    log.error('could not record the run', { runId, error: err });
-    stream.close();
+    log.error('could not record the run', { runId, error });
     memory?.release();
-    return apiError(503, 'STORAGE_ERROR', 'the run could not be recorded in the database', {
+    ended();
+    return {
+      ok: false,
+      code: 'STORAGE_ERROR',
+      message: 'the run could not be recorded in the database',
       hint: 'check that the disk holding SANDCASTER_DB has space and that no other program holds a lock on it',
-      headers: { 'retry-after': '5' },
-    });
+    };
   }
+  const abort = (reason: RunAbort) => {
+    if (!signal.aborted) controller.abort(reason);
+  };
+  const events = app.events.open(runId, () => abort(new RunAbort('STORAGE_ERROR', "the database could not store this run's events (it refused them, or could not keep up); the run was stopped so its log stays bounded in memory")));
   log.info('run started', { runId, model: plan.model, provider: plan.provider, sandboxProvider, requestId });
   app.metrics.runStarted(plan.provider, sandboxProvider);
-  stream.send({ type: 'system', subtype: 'run_started', content: `run ${runId} started`, runId, model: plan.model, provider: plan.provider, sandboxProvider });
+  events.append({ type: 'system', subtype: 'run_started', content: `run ${runId} started`, runId, model: plan.model, provider: plan.provider, sandboxProvider });
 
-  const done = execute().catch((err) => {
-    log.error('run cleanup failed', { runId, error: err, stack: (err as Error)?.stack });
-    // Whatever failed, the stream still gets exactly one terminal event (no-op if it already has one).
-    stream.end({ type: 'error', code: 'INTERNAL', content: 'internal error; see the server log for this run id' });
-  });
-  app.runs.add({ id: runId, controller, sandboxIds, done });
+  void execute()
+    .catch((err) => {
+      log.error('run cleanup failed', { runId, error: err, stack: (err as Error)?.stack });
+      // Whatever failed, the log still gets exactly one terminal event (no-op if it already has one).
+      const content = 'internal error; see the server log for this run id';
+      return events.end({ type: 'error', code: 'INTERNAL', content }, { kind: 'finish', id: runId, end: bareEnd('INTERNAL', content), completedAt: new Date().toISOString() });
+    })
+    .finally(ended);
 
   async function execute(): Promise<void> {
     const usage: Usage = emptyUsage();
@@ -126,7 +145,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     const price = findPrice(plan.model, app.config.pricing);
     const deadline = new Deadline(plan.timeout * 1000, () => controller.abort(new RunAbort('TIMEOUT', `the run exceeded its timeout of ${plan.timeout} seconds`)));
     const kept = new RunResults(Boolean(plan.outputFormat));
-    const emit = (e: StreamEvent) => void stream.send(kept.see(e));
+    const emit = (e: StreamEvent) => void events.append(kept.see(e));
     const pool = new SandboxPool({
       runId,
       instanceId: app.store.instanceId,
@@ -136,7 +155,7 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
       emit,
       onCreated: (sandboxId, primaryId, count) => {
         sandboxIds.add(sandboxId); // so a webhook `killed` event for any of them finds this run
-        storeSafely(runId, 'record the sandbox', () => app.store.setSandbox(runId, primaryId, count));
+        app.events.writer.write({ kind: 'sandbox', id: runId, sandboxId: primaryId, sandboxCount: count }); // in order with the events
       },
       composite: plan.composite,
       metrics: app.metrics,
@@ -225,28 +244,22 @@ export function startRun(app: AppContext, plan: RunPlan, sandboxProvider: Sandbo
     await pool.destroyAll();
 
     const durationSecs = Math.round((Date.now() - started) / 10) / 100;
-    if (terminal.event?.type === 'result') terminal.event.durationSecs = durationSecs;
+    if (terminal.event.type === 'result') terminal.event.durationSecs = durationSecs;
     const costUsd = price ? costOf(usage, price) : null;
-    const end = { status: terminal.status, errorCode: terminal.errorCode, error: terminal.error, costUsd, ...usage, numTurns, durationSecs, filesCount, sandboxCount: pool.createdCount };
-    await kept.save(app.store, runId, terminal.event); // before the row closes: a finished run's record is whole
+    const end: RunEnd = { status: terminal.status, errorCode: terminal.errorCode, error: terminal.error, costUsd, ...usage, numTurns, durationSecs, filesCount, sandboxCount: pool.createdCount };
+    await kept.save((row) => app.events.writer.write(row), runId, terminal.event); // queued before the row closes: a finished run's record is whole
     const completedAt = new Date().toISOString();
-    // A storage failure must not cost the client its terminal event: the row is retried in the background,
-    // and if every try fails the next start closes it as INTERRUPTED.
-    if (!storeSafely(runId, 'close the run row', () => app.store.finish(runId, end, completedAt))) retryFinish(app, runId, end, completedAt);
+    // The row is closed in the same transaction as the terminal event is stored. A storage failure never costs
+    // a reader its terminal event: both wait in memory for the writer's retries, and if the process dies
+    // first, the next start closes the row as INTERRUPTED.
+    await events.end(terminal.event, { kind: 'finish', id: runId, end, completedAt });
     if (plan.callbackUrl) scheduleCallback(app.config.callbacks, app.store, runId, plan.callbackUrl);
     log.info('run ended', { runId, status: terminal.status, errorCode: terminal.errorCode ?? undefined, numTurns, ...usage, costUsd, durationSecs, sandboxCount: pool.createdCount });
     app.metrics.runEnded({ status: terminal.status, errorCode: terminal.errorCode, durationSecs, model: plan.model, usage, costUsd });
-    if (terminal.event) stream.end(terminal.event);
-    else stream.close();
   }
 
-  return new Response(stream.body, {
-    status: 200,
-    headers: {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache',
-      'x-accel-buffering': 'no',
-      'x-run-id': runId,
-    },
-  });
+  return {
+    ok: true,
+    run: { id: runId, cancel: (message) => abort(new RunAbort('CANCELLED', message)) },
+  };
 }

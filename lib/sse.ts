@@ -1,14 +1,22 @@
-// Server-Sent Events writer over a ReadableStream (docs/api.md#event-stream): numbered events, one-line JSON data,
-// a `: ping` comment after 15 s of silence, and nothing after the terminal event.
+// Server-Sent Events (docs/api.md#event-stream): how one event is framed, and the writer that carries a
+// run's frames to one reader.
+//
+// A frame is `id: <n>`, `event: <type>`, `data: <one-line JSON with the same type>`, blank line; a `: ping`
+// comment goes out after 15 s of silence. Frames are made once per event by the run's log (lib/event-log.ts);
+// each reader gets its own EventStream: the log's stored frames first (replay, read page by page as the
+// reader takes them), then the live ones, then the stream closes after the terminal event.
 
 export const HEARTBEAT_MS = 15_000;
 /**
  * Bytes queued for a reader that is not reading (a client that stopped reading its socket) before it is
- * dropped. The producer (model, sandbox) never waits for a reader, so without this bound a stalled client
- * would hold every later event in memory.
+ * dropped. The run never waits for a reader, so without this bound a stalled client would hold every later
+ * event in memory. A dropped reader may reattach with the last id it saw.
  */
 export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** While replaying, stored pages are read only while less than this is queued for the reader. */
+const REPLAY_QUEUE_BYTES = 512 * 1024;
 const enc = new TextEncoder();
+const PING = enc.encode(': ping\n\n');
 
 /** The error a dropped reader sees; the HTTP adapter logs it and closes the connection. */
 export class SlowReaderError extends Error {
@@ -23,34 +31,72 @@ export interface StreamEvent {
   [field: string]: unknown;
 }
 
+const EVENT_NAME = /^[a-z_]+$/;
+
+/**
+ * One event as sent on the wire. JSON.stringify escapes every CR and LF, so the data is one line.
+ *
+ * @example Usage
+ * ```ts
+ * frameEvent(1, { type: 'assistant', subtype: 'delta', content: 'hi' });
+ * // 'id: 1\nevent: assistant\ndata: {"type":"assistant","subtype":"delta","content":"hi"}\n\n'
+ * ```
+ */
+export function frameEvent(id: number, event: StreamEvent): string {
+  if (!EVENT_NAME.test(event.type)) throw new TypeError(`event type ${JSON.stringify(event.type)} is not a lowercase name`);
+  return `id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
+/** Where live frames go once a reader has caught up. */
+export interface LiveSink {
+  push(chunk: Uint8Array): void;
+  /** After the terminal event (or at once when the run is not in flight): no more frames. */
+  end(): void;
+}
+
+/** A reader's view of one run's log (lib/event-log.ts Subscription). */
+export interface EventSource {
+  /**
+   * The next chunk of frames to replay; or, once the reader has caught up, undefined after registering `sink`
+   * for the live frames (in the same synchronous step, so nothing falls between the two).
+   */
+  next(sink: LiveSink): Uint8Array | undefined;
+  /** The reader went away: stop sending it anything. */
+  cancel(): void;
+}
+
+export type GoneReason = 'disconnect' | 'slow';
+
+/** One reader's SSE body: replay, then live frames, pings in between, bounded queue. */
 export class EventStream {
   readonly body: ReadableStream<Uint8Array>;
   private controller!: ReadableStreamDefaultController<Uint8Array>;
-  private nextId = 1;
+  private live = false;
   private closed = false;
-  private pending = '';
   private heartbeat: NodeJS.Timeout;
+  private readonly sink: LiveSink = {
+    push: (chunk) => this.write(chunk),
+    end: () => this.close(),
+  };
 
-  /**
-   * `onCancel` runs when the reader goes away: a client disconnect, or a reader dropped for falling more
-   * than MAX_BUFFERED_BYTES behind (the same thing to the producer).
-   */
-  constructor(private readonly onCancel: () => void, heartbeatMs = HEARTBEAT_MS) {
+  /** `onGone` runs once when the reader goes away (client disconnect) or is dropped for not reading. */
+  constructor(
+    private readonly source: EventSource,
+    private readonly onGone: (reason: GoneReason) => void = () => {},
+    heartbeatMs = HEARTBEAT_MS,
+  ) {
     this.body = new ReadableStream<Uint8Array>(
       {
         start: (c) => {
           this.controller = c;
         },
-        cancel: () => {
-          this.stop();
-          onCancel();
-        },
+        pull: () => this.replay(),
+        cancel: () => this.gone('disconnect'),
       },
-      // The HTTP adapter reads with socket back-pressure, so what the client does not take queues here;
-      // desiredSize < 0 means more than MAX_BUFFERED_BYTES are waiting (see flush).
+      // The HTTP adapter reads with socket back-pressure, so what the client does not take queues here.
       { highWaterMark: MAX_BUFFERED_BYTES, size: (chunk) => chunk.byteLength },
     );
-    this.heartbeat = setInterval(() => this.ping(), heartbeatMs);
+    this.heartbeat = setInterval(() => this.write(PING), heartbeatMs);
     this.heartbeat.unref();
   }
 
@@ -58,54 +104,52 @@ export class EventStream {
     return this.closed;
   }
 
-  /** Writes one event; returns false once the stream is closed. */
-  send(event: StreamEvent): boolean {
-    if (this.closed) return false;
+  private get queued(): number {
+    return MAX_BUFFERED_BYTES - (this.controller.desiredSize ?? 0);
+  }
+
+  /** Reads stored pages while little is queued; the stream calls this again as the reader takes them. */
+  private replay(): void {
+    while (!this.live && !this.closed && this.queued < REPLAY_QUEUE_BYTES) {
+      let page: Uint8Array | undefined;
+      try {
+        page = this.source.next(this.sink);
+      } catch (err) {
+        // The database went away under a replay (shutdown): the reader sees a cut stream and may reattach.
+        this.fail(err);
+        return;
+      }
+      if (page === undefined) this.live = true;
+      else this.enqueue(page);
+    }
+  }
+
+  private enqueue(chunk: Uint8Array): boolean {
+    try {
+      this.controller.enqueue(chunk);
+    } catch {
+      return false; // cancelled by the reader meanwhile
+    }
     this.heartbeat.refresh();
-    const id = this.nextId++;
-    this.write(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
     return true;
   }
 
-  /**
-   * Events written in one tick go out as one chunk (flushed on the next tick, before any I/O), so a burst of
-   * small events, e.g. the many deltas of one model-stream read, costs one encode, one enqueue, one socket
-   * write and one HTTP chunk instead of one each (BENCHMARKS.md, SSE throughput).
-   */
-  private write(text: string): void {
-    if (this.pending === '') process.nextTick(this.flush);
-    this.pending += text;
-  }
-
-  private readonly flush = (): void => {
-    if (this.pending === '') return;
-    const text = this.pending;
-    this.pending = '';
-    try {
-      this.controller.enqueue(enc.encode(text));
-    } catch {
-      return; /* cancelled by the reader meanwhile */
+  /** A live chunk. One chunk larger than the bound still goes to a reader that had nothing queued. */
+  private write(chunk: Uint8Array): void {
+    if (this.closed) return;
+    const before = this.queued;
+    if (!this.enqueue(chunk)) return;
+    if (before > 0 && this.queued > MAX_BUFFERED_BYTES) {
+      const queued = this.queued;
+      this.fail(new SlowReaderError(queued));
+      this.onGone('slow');
     }
-    const desired = this.controller.desiredSize;
-    if (desired !== null && desired < 0 && !this.closed) this.dropReader(MAX_BUFFERED_BYTES - desired);
-  };
-
-  /** Drops the queue and the reader: the producer carries on as if the client had disconnected. */
-  private dropReader(bufferedBytes: number): void {
-    this.stop();
-    this.controller.error(new SlowReaderError(bufferedBytes));
-    this.onCancel();
   }
 
-  /** Sends the terminal event and closes the stream. */
-  end(event: StreamEvent): void {
-    if (this.send(event)) this.close();
-  }
-
+  /** Closes after what is queued has been read. */
   close(): void {
     if (this.closed) return;
-    this.stop(); // first: the last flush is finite, so it never drops a reader that is merely slow
-    this.flush();
+    this.stop();
     try {
       this.controller.close();
     } catch {
@@ -113,8 +157,22 @@ export class EventStream {
     }
   }
 
-  private ping(): void {
-    if (!this.closed) this.write(': ping\n\n');
+  private fail(err: unknown): void {
+    if (this.closed) return;
+    this.stop();
+    this.source.cancel();
+    try {
+      this.controller.error(err);
+    } catch {
+      /* already closed */
+    }
+  }
+
+  private gone(reason: GoneReason): void {
+    if (this.closed) return;
+    this.stop();
+    this.source.cancel();
+    this.onGone(reason);
   }
 
   private stop(): void {

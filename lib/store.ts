@@ -1,5 +1,6 @@
 // Run history in SQLite (WAL), this instance only (docs/api.md#run-records). Also keeps the instance id,
-// so sandboxes labelled by a previous process on the same file can be recognised and reaped.
+// so sandboxes labelled by a previous process on the same file can be recognised and reaped, and every
+// run's event log (one row holds a batch of a run's SSE frames, exactly as they were sent).
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -48,6 +49,18 @@ export interface KeptFileInfo {
   sha256: string;
 }
 
+/**
+ * What a run writes besides its events, in order with them: all of it goes through the event writer's
+ * thread (lib/event-writer.ts), the one connection that writes runs, so no two writers wait on each other.
+ */
+export type RowWrite =
+  | { kind: 'insert'; run: Pick<RunRecord, 'id' | 'prompt' | 'model' | 'provider' | 'sandboxProvider' | 'startedAt'> }
+  | { kind: 'sandbox'; id: string; sandboxId: string; sandboxCount: number }
+  | { kind: 'fileChunk'; id: string; path: string; seq: number; data: Uint8Array }
+  | { kind: 'file'; id: string; file: KeptFileInfo }
+  | { kind: 'result'; id: string; result: KeptResult }
+  | { kind: 'finish'; id: string; end: RunEnd; completedAt: string };
+
 /** A finished run that still holds stored events or files, oldest first (retention walks these). */
 export interface KeptRun {
   id: string;
@@ -79,17 +92,19 @@ export class RunStore {
   readonly instanceId: string;
   private db: Database.Database;
   private stmts;
+  private eventStmts;
   private kept;
-  private eventStmts?: ReturnType<RunStore['prepareEventStatements']>;
 
-  constructor(path: string) {
+  /** `busyTimeoutMs` is for the event writer's own thread, which may wait; the main thread must not. */
+  constructor(path: string, opts: { busyTimeoutMs?: number } = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL'); // safe with WAL: a crash loses at most the last commits, never corrupts
     // better-sqlite3 waits synchronously: a long busy timeout would freeze the event loop while some other
-    // program holds a lock. Writes that lose fail fast and are handled (lib/run.ts retries the run's row).
-    this.db.pragma('busy_timeout = 50');
+    // program holds a lock. Writes that lose fail fast and are handled (events and row updates are retried by
+    // the event writer; a run that cannot be recorded is refused).
+    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 50}`);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS runs (
@@ -103,6 +118,7 @@ export class RunStore {
       CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at DESC);
       CREATE INDEX IF NOT EXISTS runs_status ON runs (status, started_at DESC);
     `);
+    this.createEventTables();
     const existing = this.db.prepare(`SELECT value FROM meta WHERE key = 'instance_id'`).get() as { value: string } | undefined;
     this.instanceId = existing?.value ?? `inst_${randomBytes(8).toString('hex')}`;
     if (!existing) this.db.prepare(`INSERT INTO meta (key, value) VALUES ('instance_id', ?)`).run(this.instanceId);
@@ -130,9 +146,33 @@ export class RunStore {
           AND (@status IS NULL OR status = @status) ORDER BY started_at DESC, rowid DESC LIMIT @limit`,
       ),
       interrupt: this.db.prepare(
-        `UPDATE runs SET status = 'error', error_code = 'INTERRUPTED', error = 'the server stopped while this run was in flight', completed_at = ? WHERE status = 'running'`,
+        `UPDATE runs SET status = 'error', error_code = 'INTERRUPTED', error = ?, completed_at = ? WHERE status = 'running'`,
       ),
     };
+    this.eventStmts = {
+      append: this.db.prepare(`INSERT INTO run_events (run_id, first_id, last_id, frames) VALUES (?, ?, ?, ?)`),
+      // Batches are contiguous and stored in order, so the rows after a cursor are those ending past it.
+      after: this.db.prepare(`SELECT first_id AS firstId, last_id AS lastId, frames FROM run_events WHERE run_id = ? AND last_id > ? ORDER BY last_id`),
+      lastId: this.db.prepare(`SELECT COALESCE(MAX(last_id), 0) AS lastId FROM run_events WHERE run_id = ?`),
+      running: this.db.prepare(`SELECT id FROM runs WHERE status = 'running'`),
+      // For retention: sizes without reading the frames (length() of a blob is in the row header), oldest rows.
+      bytes: this.db.prepare(
+        `SELECT COUNT(*) AS n, COALESCE(SUM(len), 0) AS bytes, MAX(last_id) AS last
+         FROM (SELECT last_id, length(frames) AS len FROM run_events WHERE run_id = ? AND last_id > ? ORDER BY last_id LIMIT ?)`,
+      ),
+      oldest: this.db.prepare(`SELECT last_id AS lastId, length(frames) AS bytes FROM run_events WHERE run_id = ? ORDER BY last_id LIMIT ?`),
+      drop: this.db.prepare(`DELETE FROM run_events WHERE run_id = ? AND last_id = ?`),
+    };
+  }
+
+  /** The event log: one row per stored batch of one run's SSE frames (ids firstId..lastId, in order). */
+  private createEventTables(): void {
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS run_events (
+        run_id TEXT NOT NULL, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL, frames BLOB NOT NULL,
+        PRIMARY KEY (run_id, last_id)
+      );
+    `);
   }
 
   insert(run: Pick<RunRecord, 'id' | 'prompt' | 'model' | 'provider' | 'sandboxProvider' | 'startedAt'>): void {
@@ -165,9 +205,64 @@ export class RunStore {
     return this.stmts.listAfter.all({ ...at, status: status ?? null, limit }) as RunSummary[];
   }
 
-  /** At start: rows a dead process left `running` become `error` / `INTERRUPTED`. Returns how many. */
-  markInterrupted(now: string): number {
-    return this.stmts.interrupt.run(now).changes;
+  /**
+   * At start: rows a dead process left `running` become `error` / `INTERRUPTED`, and when `terminal` is given,
+   * each such run's event log gets that terminal event appended (built for the next id), so readers of the
+   * log end cleanly. One transaction. Returns how many.
+   */
+  markInterrupted(now: string, terminal?: (id: number, message: string) => Buffer): number {
+    const message = 'the server stopped while this run was in flight';
+    return this.db.transaction(() => {
+      if (terminal) {
+        for (const { id: runId } of this.eventStmts.running.all() as { id: string }[]) {
+          const next = (this.eventStmts.lastId.get(runId) as { lastId: number }).lastId + 1;
+          this.eventStmts.append.run(runId, next, next, terminal(next, message));
+        }
+      }
+      return this.stmts.interrupt.run(message, now).changes;
+    })();
+  }
+
+  applyRowWrite(w: RowWrite): void {
+    switch (w.kind) {
+      case 'insert':
+        return this.insert(w.run);
+      case 'sandbox':
+        return this.setSandbox(w.id, w.sandboxId, w.sandboxCount);
+      case 'fileChunk': // a Uint8Array once it has crossed to the writer thread
+        return this.saveFileChunk(w.id, w.path, w.seq, Buffer.from(w.data.buffer, w.data.byteOffset, w.data.byteLength));
+      case 'file':
+        return this.saveFile(w.id, w.file);
+      case 'result':
+        return this.saveResult(w.id, w.result);
+      case 'finish':
+        return this.finish(w.id, w.end, w.completedAt);
+    }
+  }
+
+  /** Runs `fn` in one transaction (nested calls join the outer one). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /** Stores one batch of a run's frames (ids firstId..lastId, following the last stored batch). */
+  appendEvents(runId: string, firstId: number, lastId: number, frames: Buffer): void {
+    this.eventStmts.append.run(runId, firstId, lastId, frames);
+  }
+
+  /**
+   * Stored batches holding events after `cursor`, in order, read lazily until about `maxBytes` are collected
+   * (at least one row), so a long log is never loaded at once.
+   */
+  readEvents(runId: string, cursor: number, maxBytes: number): { firstId: number; lastId: number; frames: Buffer }[] {
+    const out: { firstId: number; lastId: number; frames: Buffer }[] = [];
+    let bytes = 0;
+    for (const row of this.eventStmts.after.iterate(runId, cursor) as Iterable<{ firstId: number; lastId: number; frames: Buffer }>) {
+      out.push(row);
+      bytes += row.frames.length;
+      if (bytes >= maxBytes) break; // leaving the loop closes the statement's iterator
+    }
+    return out;
   }
 
   // ---- Kept results, files and retention (lib/results.ts, lib/retention.ts) ----
@@ -228,24 +323,6 @@ export class RunStore {
       dropChunk: this.db.prepare(`DELETE FROM run_file_chunks WHERE rowid = ?`),
       filesGone: this.db.prepare(`UPDATE run_files SET stored = 0 WHERE run_id = ? AND stored = 1`),
       purged: this.db.prepare(`DELETE FROM retention_purge WHERE run_id = ?`),
-      eventsTable: this.db.prepare(`SELECT 1 AS yes FROM sqlite_master WHERE type = 'table' AND name = 'events'`),
-    };
-  }
-
-  /** Statements on the event log's `events` table, once it exists (null before). */
-  private events() {
-    if (!this.eventStmts && this.kept.eventsTable.get()) this.eventStmts = this.prepareEventStatements();
-    return this.eventStmts ?? null;
-  }
-
-  private prepareEventStatements() {
-    return {
-      last: this.db.prepare(`SELECT MAX(id) AS id FROM events WHERE run_id = ?`),
-      bytes: this.db.prepare(
-        `SELECT COUNT(*) AS n, COALESCE(SUM(octet_length(data)), 0) AS bytes, MAX(id) AS last
-         FROM (SELECT id, data FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?)`,
-      ),
-      deleteSome: this.db.prepare(`DELETE FROM events WHERE run_id = ? AND id IN (SELECT id FROM events WHERE run_id = ? ORDER BY id LIMIT ?)`),
     };
   }
 
@@ -288,7 +365,7 @@ export class RunStore {
 
   /** The highest stored event id of a run, from the event log (null when it has none). */
   storedLastEventId(runId: string): number | null {
-    return (this.events()?.last.get(runId) as { id: number | null } | undefined)?.id ?? null;
+    return (this.eventStmts.lastId.get(runId) as { lastId: number }).lastId || null;
   }
 
   /** Finished runs still holding events or files, ordered by (completedAt, id), after the given key. */
@@ -303,11 +380,12 @@ export class RunStore {
     })();
   }
 
-  /** Bytes of up to `limit` stored events of a run after id `afterId`; `last` is null when there are none. */
+  /**
+   * Bytes of up to `limit` stored rows of a run's events (each a batch of events) after event id `afterId`;
+   * `last` is the last event id counted, null when there are none.
+   */
   eventBytes(runId: string, afterId: number, limit: number): { n: number; bytes: number; last: number | null } {
-    const stmts = this.events();
-    if (!stmts) return { n: 0, bytes: 0, last: null };
-    return stmts.bytes.get(runId, afterId, limit) as { n: number; bytes: number; last: number | null };
+    return this.eventStmts.bytes.get(runId, afterId, limit) as { n: number; bytes: number; last: number | null };
   }
 
   fileBytes(runId: string): number {
@@ -327,18 +405,24 @@ export class RunStore {
   }
 
   /**
-   * One bounded step of removing what queued runs stored: at most `maxRows` events and about `maxBytes` of
-   * file contents (whole chunks), in one transaction. Returns true once the queue is empty.
+   * One bounded step of removing what queued runs stored: at most `maxRows` rows of events and about
+   * `maxBytes` of events and file contents (whole rows and chunks), in one transaction. Returns true once the
+   * queue is empty.
    */
   purgeStep(maxRows: number, maxBytes: number): boolean {
-    const stmts = this.events();
     return this.db.transaction(() => {
       let rows = 0;
       let bytes = 0;
       for (const { id } of this.kept.pendingPurges.all(100) as { id: string }[]) {
-        if (stmts) {
-          rows += stmts.deleteSome.run(id, id, maxRows - rows).changes;
-          if (rows >= maxRows) return false; // maybe more of this run's events left
+        for (;;) {
+          const batch = this.eventStmts.oldest.all(id, 16) as { lastId: number; bytes: number }[];
+          if (!batch.length) break;
+          for (const r of batch) {
+            if (rows >= maxRows || bytes >= maxBytes) return false;
+            this.eventStmts.drop.run(id, r.lastId);
+            rows++;
+            bytes += r.bytes;
+          }
         }
         for (;;) {
           const chunks = this.kept.chunksOf.all(id, 16) as { rowid: number; bytes: number }[];

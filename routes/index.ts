@@ -20,6 +20,7 @@ import type { AppContext } from '../lib/run.ts';
 import { health } from './health.ts';
 import { metrics } from './metrics.ts';
 import { query } from './query.ts';
+import { cancelRun, runEvents } from './run-events.ts';
 import { openapi } from './openapi.ts';
 import { getRun, getRunFile, listRuns } from './runs.ts';
 import { UI_PATHS, uiAsset } from './ui.ts';
@@ -96,6 +97,8 @@ export function createHandler(app: AppContext): Handler {
   route(['POST'], '/query', query);
   route(['GET', 'HEAD'], '/runs', listRuns);
   route(['GET', 'HEAD'], '/runs/:id', getRun);
+  route(['GET', 'HEAD'], '/runs/:id/events', runEvents);
+  route(['POST'], '/runs/:id/cancel', cancelRun);
   route(['GET', 'HEAD'], '/runs/:id/files/:path+', getRunFile);
   route(['POST'], '/webhooks/e2b', e2bWebhook);
   route(['GET', 'HEAD'], '/openapi.json', openapi(() => router.routes));

@@ -1,10 +1,13 @@
-// POST /query: validate, resolve against the configuration, admit, and stream the run.
-import { apiError, invalid } from '../lib/http.ts';
+// POST /query: validate, resolve against the configuration, admit, start the run, and stream its events
+// (or, with `detach: true`, answer 202 with where to find them).
+import { apiError, invalid, json } from '../lib/http.ts';
 import { readJson } from '../lib/body.ts';
 import { isPlanError, planRun } from '../lib/plan.ts';
 import { parseQuery } from '../lib/request.ts';
 import { startRun, type AppContext } from '../lib/run.ts';
 import { checkOutputFormat } from '../lib/schema-thread.ts';
+import { EventStream } from '../lib/sse.ts';
+import { sseResponse } from './sse.ts';
 
 export const RETRY_AFTER_SECONDS = 5;
 
@@ -44,5 +47,17 @@ export async function query(req: Request, app: AppContext): Promise<Response> {
       headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
     });
   }
-  return startRun(app, plan, sandboxProvider, req.headers.get('x-request-id') ?? undefined, memory);
+  const started = await startRun(app, plan, sandboxProvider, req.headers.get('x-request-id') ?? undefined, memory);
+  if (!started.ok) return apiError(503, started.code, started.message, { hint: started.hint, headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } });
+  const { run } = started;
+  if (parsed.value.detach) {
+    const runUrl = `/runs/${run.id}`;
+    return json(202, { runId: run.id, status: 'running', eventsUrl: `${runUrl}/events`, runUrl }, { location: runUrl, 'x-run-id': run.id });
+  }
+  const cancelOnDisconnect = (parsed.value.onDisconnect ?? 'cancel') === 'cancel';
+  // A reader dropped for not reading counts as a disconnect.
+  const stream = new EventStream(app.events.subscribe(run.id, 0), (why) => {
+    if (cancelOnDisconnect) run.cancel(why === 'slow' ? 'the client stopped reading its stream' : 'the client disconnected');
+  });
+  return sseResponse(run.id, stream);
 }

@@ -4,6 +4,7 @@ import { attachmentDisposition, contentTypeFor, matchesIfNoneMatch } from '../li
 import { apiError, invalid, json } from '../lib/http.ts';
 import { runView } from '../lib/results.ts';
 import { RUN_STATUSES, type RunStatus } from '../lib/store.ts';
+import { runNotFound } from './run-events.ts';
 
 export function listRuns(req: Request, app: AppContext): Response {
   const q = new URL(req.url).searchParams;
@@ -30,7 +31,7 @@ export function listRuns(req: Request, app: AppContext): Response {
 export function getRun(req: Request & { params?: Record<string, string> }, app: AppContext): Response {
   const id = req.params?.id ?? ''; // percent-decoded by the router
   const run = runView(app.store, id);
-  return run ? json(200, run) : apiError(404, 'NOT_FOUND', `no run with id ${JSON.stringify(id)} on this instance`);
+  return run ? json(200, run) : runNotFound(app, id);
 }
 
 /**
@@ -40,7 +41,7 @@ export function getRun(req: Request & { params?: Record<string, string> }, app: 
 export function getRunFile(req: Request & { params?: Record<string, string> }, app: AppContext): Response {
   const id = req.params?.id ?? '';
   const path = req.params?.path ?? '';
-  if (!app.store.get(id)) return apiError(404, 'NOT_FOUND', `no run with id ${JSON.stringify(id)} on this instance`);
+  if (!app.store.get(id)) return runNotFound(app, id);
   const info = app.store.fileInfo(id, path);
   if (!info) return apiError(404, 'NOT_FOUND', `run ${id} returned no file ${JSON.stringify(path)}`, { hint: `GET /runs/${id} lists its files` });
   const expired = () =>

@@ -110,8 +110,8 @@ describe('docs/configuration.md', () => {
   });
 
   test('lists exactly the sandcaster.json fields the server accepts', () => {
-    // Top-level fields: the entries of lib/config.ts's file schema (not exported; read from its source).
-    const src = read('lib/config.ts');
+    // Top-level fields: the entries of lib/config-file.ts's file schema (not exported; read from its source).
+    const src = read('lib/config-file.ts');
     const block = src.slice(src.indexOf('const baseFileEntries = {')).split('\n');
     const top = block.slice(1, block.findIndex((l) => l === '};')).flatMap((l) => /^ {2}(\w+): v\.optional\(/.exec(l)?.[1] ?? []);
     // Blocks: composite's schema, and each sandbox-provider row's block under its name.

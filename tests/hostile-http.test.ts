@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHealthProbe } from '../bench/fuzz-http.ts';
 import { ConfigError, loadConfig } from '../lib/config.ts';
+import { EventLogs } from '../lib/event-log.ts';
 import { EventStream, MAX_BUFFERED_BYTES, SlowReaderError } from '../lib/sse.ts';
+import { RunStore } from '../lib/store.ts';
 import { startFakeAnthropic, type FakeModelServer } from './fixtures/fake-models.ts';
 import { spawnServer, type ChildServer } from './helpers/child.ts';
 import { exchange, memoryMb, pushBody, type RawResponse } from './helpers/raw-http.ts';
@@ -413,22 +415,26 @@ describe('/health under attack', () => {
 });
 
 describe('SSE streams', () => {
-  test('EventStream: past 4 MiB unread, the reader is dropped (SlowReaderError) and the producer told, once', async () => {
-    let cancelled = 0;
-    const es = new EventStream(() => cancelled++, 60_000);
+  test('EventStream: past 4 MiB unread, the reader is dropped (SlowReaderError) and told once; the run goes on', async () => {
+    const logs = new EventLogs(new RunStore(':memory:'), ':memory:', { storeEvents: false });
+    const log = logs.open('run_x', () => {});
+    const gone: string[] = [];
+    const es = new EventStream(logs.subscribe('run_x', 0), (why) => gone.push(why), 60_000);
     const reader = es.body.getReader(); // holds the stream, never reads
     const chunk = 'z'.repeat(64 * 1024);
     let sent = 0;
-    while (es.send({ type: 'assistant', subtype: 'delta', content: chunk })) {
+    while (!es.isClosed) {
+      log.append({ type: 'assistant', subtype: 'delta', content: chunk });
       sent++;
-      await new Promise((r) => setImmediate(r)); // let each tick's batch flush
+      await new Promise((r) => setImmediate(r)); // let each tick's batch go out
       assert.ok(sent < 200, `still queueing after ${sent} events of 64 KiB`);
     }
     assert.ok(sent * chunk.length >= MAX_BUFFERED_BYTES, `${sent} events queued before the drop`);
-    assert.equal(cancelled, 1, 'the producer is told once, as for a disconnect');
+    assert.deepEqual(gone, ['slow'], 'the reader is told once, as for a disconnect');
     await assert.rejects(reader.read(), (e: unknown) => e instanceof SlowReaderError && e.bufferedBytes > MAX_BUFFERED_BYTES);
-    assert.doesNotThrow(() => es.end({ type: 'result', content: 'x' }));
-    assert.equal(cancelled, 1);
+    assert.equal(log.append({ type: 'assistant', subtype: 'delta', content: 'more' }), true, 'the run goes on');
+    await log.end({ type: 'result', content: 'x' }, { kind: 'sandbox', id: 'run_x', sandboxId: 'none', sandboxCount: 0 });
+    assert.deepEqual(gone, ['slow']);
   });
 
   test('a stream outlives the header and body timeouts (2 s each here)', async () => {

@@ -15,6 +15,7 @@ import { openApiPath, queryBodySchema } from '../lib/openapi/index.ts';
 import { SANDBOX_PROVIDERS } from '../lib/sandbox-providers.ts';
 import { RunStore } from '../lib/store.ts';
 import { createHandler } from '../routes/index.ts';
+import { EventLogs } from '../lib/event-log.ts';
 
 const require = createRequire(import.meta.url);
 type Validate = ((data: unknown) => boolean) & { errors?: unknown };
@@ -29,7 +30,7 @@ function handler(env: Record<string, string> = {}) {
   const config = loadConfig({ host: '127.0.0.1', port: 0 }, { SANDCASTER_DB: ':memory:', ...env });
   const store = new RunStore(':memory:');
   stores.push(store);
-  const handle = createHandler({ config, store, registry: createAppRegistry(config), runs: new RunManager(4), memory: new MemoryBudget(config.maxSandboxMemoryMb), metrics: new Metrics({ runsInFlight: () => 0 }) });
+  const handle = createHandler({ config, store, registry: createAppRegistry(config), runs: new RunManager(4), events: new EventLogs(store, ':memory:', { storeEvents: false }), memory: new MemoryBudget(config.maxSandboxMemoryMb), metrics: new Metrics({ runsInFlight: () => 0 }) });
   return (path: string, init: RequestInit = {}) => {
     const req = new Request(`http://127.0.0.1${path}`, init);
     // What the HTTP edge attaches to every request (ignored by routers that do not read it).

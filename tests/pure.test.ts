@@ -6,7 +6,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EventStream } from '../lib/sse.ts';
+import { EventLogs } from '../lib/event-log.ts';
+import { EventStream, type StreamEvent } from '../lib/sse.ts';
 import { decodeText, truncateMiddle } from '../lib/text.ts';
 import { costOf, findPrice, type Price } from '../lib/pricing.ts';
 import { MODEL_ALIASES } from '../lib/models.ts';
@@ -42,16 +43,26 @@ describe('EventStream (docs/api.md#event-stream)', () => {
     return text.slice(0, -2).split('\n\n').map((b) => b.split('\n'));
   };
 
+  /** A run's log (in-memory database) with one reader from the start. */
+  function logWithReader(heartbeatMs: number, onGone: () => void = () => {}) {
+    const store = new RunStore(':memory:');
+    const logs = new EventLogs(store, ':memory:', { storeEvents: false });
+    const log = logs.open('run_x', () => {});
+    const es = new EventStream(logs.subscribe('run_x', 0), onGone, heartbeatMs);
+    const end = (e: StreamEvent) => void log.end(e, { kind: 'sandbox', id: 'run_x', sandboxId: 'none', sandboxCount: 0 });
+    return { log, es, end };
+  }
+
   test('each event is id / event / one-line JSON data, ids 1..n, then the stream closes', async () => {
-    const es = new EventStream(() => {}, 60_000);
+    const { log, es, end } = logWithReader(60_000);
     const events = [
       { type: 'system', subtype: 'run_started', content: 'starting', runId: 'run_x' },
       { type: 'assistant', subtype: 'delta', content: 'line one\nline two\r\n\n"quoted" \u2028 end' },
       { type: 'tool_result', id: 't1', toolName: 'bash', content: 'a\n\nb\n', isError: false, exitCode: 0, sandbox: 'main' },
     ];
-    for (const e of events) assert.equal(es.send(e), true);
+    for (const e of events) assert.equal(log.append(e), true);
     const terminal = { type: 'result', subtype: 'success', content: 'done\nreally' };
-    es.end(terminal);
+    end(terminal);
     const text = await readAll(es.body);
     const parsed = blocks(text);
     const all = [...events, terminal];
@@ -70,64 +81,71 @@ describe('EventStream (docs/api.md#event-stream)', () => {
   });
 
   test('nothing is sent after end()', async () => {
-    const es = new EventStream(() => {}, 60_000);
-    es.send({ type: 'system', subtype: 'x', content: '' });
-    es.end({ type: 'error', code: 'INTERNAL', content: 'boom' });
-    assert.equal(es.isClosed, true);
-    assert.equal(es.send({ type: 'assistant', content: 'late' }), false);
-    es.end({ type: 'result', content: 'second terminal' });
+    const { log, es, end } = logWithReader(60_000);
+    log.append({ type: 'system', subtype: 'x', content: '' });
+    end({ type: 'error', code: 'INTERNAL', content: 'boom' });
+    assert.equal(log.isEnded, true);
+    assert.equal(log.append({ type: 'assistant', content: 'late' }), false);
+    end({ type: 'result', content: 'second terminal' });
     const parsed = blocks(await readAll(es.body));
     assert.equal(parsed.length, 2);
     assert.equal(parsed[1]![1], 'event: error');
   });
 
   test('a `: ping` comment after silence; it does not use an id', async () => {
-    const es = new EventStream(() => {}, 25);
-    await sleep(120);
-    es.end({ type: 'result', content: 'ok' });
-    const text = await readAll(es.body);
+    const { es, end } = logWithReader(25);
+    // Read while silent until two pings came (polled: a busy machine may delay timers), then end the run.
+    const reader = es.body.getReader();
+    const dec = new TextDecoder();
+    let text = '';
+    const until = Date.now() + 5000;
+    const alive = setTimeout(() => {}, 5000); // heartbeat timers are unref'd: keep the test process up meanwhile
+    while ((text.match(/: ping\n\n/g) ?? []).length < 2 && Date.now() < until) text += dec.decode((await reader.read()).value, { stream: true });
+    clearTimeout(alive);
+    end({ type: 'result', content: 'ok' });
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += dec.decode(r.value, { stream: true });
     const parsed = blocks(text);
     const pings = parsed.filter((b) => b.length === 1 && b[0] === ': ping');
-    assert.ok(pings.length >= 2, `expected pings during 120 ms of silence, got ${JSON.stringify(text)}`);
+    assert.ok(pings.length >= 2, `expected pings during silence, got ${JSON.stringify(text)}`);
     const last = parsed.at(-1)!;
     assert.equal(last[0], 'id: 1', 'pings are comments, the first event is still id 1');
     assert.ok(parsed.every((b) => (b.length === 1 && b[0] === ': ping') || b.length === 3), 'only pings and events');
   });
 
   test('no ping while events keep flowing', async () => {
-    const es = new EventStream(() => {}, 300);
+    const { log, es, end } = logWithReader(300);
     for (let i = 0; i < 30; i++) {
-      es.send({ type: 'assistant', subtype: 'delta', content: String(i) });
+      log.append({ type: 'assistant', subtype: 'delta', content: String(i) });
       await sleep(15);
     }
-    es.end({ type: 'result', content: 'ok' });
+    end({ type: 'result', content: 'ok' });
     const text = await readAll(es.body);
     assert.doesNotMatch(text, /: ping/);
     assert.equal(blocks(text).length, 31);
   });
 
   test('no ping after the stream is closed', async () => {
-    const es = new EventStream(() => {}, 10);
-    es.end({ type: 'result', content: 'ok' });
+    const { es, end } = logWithReader(10);
+    end({ type: 'result', content: 'ok' });
     await sleep(50);
     const text = await readAll(es.body);
     assert.doesNotMatch(text, /: ping/);
   });
 
-  test('reader cancel (client disconnect) runs the cancel callback once and closes the stream', async () => {
-    let cancelled = 0;
-    const es = new EventStream(() => cancelled++, 60_000);
-    es.send({ type: 'system', subtype: 'x', content: '' });
+  test('reader cancel (client disconnect) runs the gone callback once and closes the stream; the log goes on', async () => {
+    let gone = 0;
+    const { log, es, end } = logWithReader(60_000, () => gone++);
+    log.append({ type: 'system', subtype: 'x', content: '' });
     const reader = es.body.getReader();
     const first = await reader.read();
     assert.match(new TextDecoder().decode(first.value), /^id: 1\n/);
     await reader.cancel();
-    assert.equal(cancelled, 1);
+    assert.equal(gone, 1);
     assert.equal(es.isClosed, true);
-    assert.equal(es.send({ type: 'assistant', content: 'nobody listens' }), false);
-    assert.doesNotThrow(() => es.end({ type: 'result', content: 'x' }));
+    assert.equal(log.append({ type: 'assistant', content: 'nobody listens' }), true, 'the run does not care who reads');
+    assert.doesNotThrow(() => end({ type: 'result', content: 'x' }));
     assert.doesNotThrow(() => es.close());
-    assert.equal(cancelled, 1);
+    assert.equal(gone, 1);
   });
 });
 

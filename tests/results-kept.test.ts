@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { startFakeAnthropic, startFakeOpenAI, type FakeModelServer } from './fixtures/fake-models.ts';
 import { assertWellFormedRun, parseSse, readEvents } from './helpers/sse.ts';
 import { attachmentDisposition } from '../lib/download.ts';
-import { ensureEventsTable } from './helpers/events-table.ts';
+import { INSERT_EVENT, ensureEventsTable } from './helpers/events-table.ts';
 import { managedContainers, startTestServer, waitFor, type TestServer } from './helpers/server.ts';
 
 let anthropic: FakeModelServer;
@@ -237,8 +237,8 @@ describe('retention', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sandcaster-retention-'));
   /** Bytes retention counts for a run: its stored events plus its stored file contents. */
   const storedBytes = (runId: string) =>
-    (db.prepare(`SELECT (SELECT COALESCE(SUM(octet_length(data)), 0) FROM events WHERE run_id = ?) + (SELECT COALESCE(SUM(length(data)), 0) FROM run_file_chunks WHERE run_id = ?) AS n`).get(runId, runId) as { n: number }).n;
-  const eventCount = (runId: string) => (db.prepare(`SELECT COUNT(*) AS n FROM events WHERE run_id = ?`).get(runId) as { n: number }).n;
+    (db.prepare(`SELECT (SELECT COALESCE(SUM(length(frames)), 0) FROM run_events WHERE run_id = ?) + (SELECT COALESCE(SUM(length(data)), 0) FROM run_file_chunks WHERE run_id = ?) AS n`).get(runId, runId) as { n: number }).n;
+  const eventCount = (runId: string) => (db.prepare(`SELECT COUNT(*) AS n FROM run_events WHERE run_id = ?`).get(runId) as { n: number }).n;
   const record = async (runId: string) => (await s.fetch(`/runs/${runId}`)).json();
 
   before(async () => {
@@ -265,7 +265,7 @@ describe('retention', () => {
     const a = await runWithFile('a.bin', 100_000);
     const b = await runWithFile('b.bin', 100_000);
     // Give every run stored events, as the event log does (ids far above any the log itself would use).
-    const addEvents = db.prepare(`INSERT INTO events (run_id, id, data) VALUES (?, ?, ?)`);
+    const addEvents = db.prepare(INSERT_EVENT);
     for (const id of [a, b]) addEvents.run(id, 1_000_001, JSON.stringify({ type: 'system', note: 'x'.repeat(1000) }));
     assert.ok((await record(a)).eventsExpired === false, 'both kept while under 1 MiB');
 
@@ -306,7 +306,7 @@ describe('retention', () => {
     // Age: b finished 31 days ago (the default limit is 30) goes at the next check though under the size limit.
     await inFlight.body!.cancel(); // the run in flight ends (cancelled): its events are now the newest finished
     assert.ok(await waitFor(async () => (await record(c)).status === 'cancelled', 5000), 'c ended');
-    db.prepare(`DELETE FROM events WHERE run_id = ?`).run(c); // under the size limit again
+    db.prepare(`DELETE FROM run_events WHERE run_id = ?`).run(c); // under the size limit again
     db.prepare(`UPDATE runs SET completed_at = ? WHERE id = ?`).run(new Date(Date.now() - 31 * 86_400_000).toISOString(), b);
     assert.ok(await waitFor(async () => (await record(b)).eventsExpired === true, 10_000), 'a run past the age limit expired');
     assert.equal(eventCount(b), 0);

@@ -13,7 +13,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { Retention } from '../lib/retention.ts';
 import { RunStore } from '../lib/store.ts';
-import { ensureEventsTable } from './helpers/events-table.ts';
+import { INSERT_EVENT, ensureEventsTable } from './helpers/events-table.ts';
 import './helpers/server.ts'; // log lines go to the test sink, not stdout
 
 const SCALE = Number(process.env.RETENTION_SCALE ?? 1);
@@ -36,7 +36,7 @@ test(`retention prunes a large store (${RUNS} runs) without blocking the event l
     const insertRun = db.prepare(
       `INSERT INTO runs (id, prompt, model, provider, sandbox_provider, status, started_at, completed_at) VALUES (?, 'p', 'm', 'anthropic', 'docker', ?, ?, ?)`,
     );
-    const insertEvent = db.prepare(`INSERT INTO events (run_id, id, data) VALUES (?, ?, ?)`);
+    const insertEvent = db.prepare(INSERT_EVENT);
     const insertFile = db.prepare(`INSERT INTO run_files (run_id, path, size, sha256) VALUES (?, 'out.bin', ?, 'x')`);
     const insertChunk = db.prepare(`INSERT INTO run_file_chunks (run_id, path, seq, data) VALUES (?, 'out.bin', 0, ?)`);
     const eventData = JSON.stringify({ type: 'assistant', subtype: 'delta', content: 'y'.repeat(150) });
@@ -69,7 +69,7 @@ test(`retention prunes a large store (${RUNS} runs) without blocking the event l
     db.transaction(() => {
       for (let e = 1; e <= 1000; e++) insertEvent.run('run_inflight', e, eventData);
     })();
-    const totalEvents = (db.prepare(`SELECT COUNT(*) AS n FROM events`).get() as { n: number }).n;
+    const totalEvents = (db.prepare(`SELECT COUNT(*) AS n FROM run_events`).get() as { n: number }).n;
     const buildMs = Math.round(performance.now() - built);
 
     // Keep 30 days (about half the runs) and at most 20 MiB: most of the newer half goes too.
@@ -97,13 +97,13 @@ test(`retention prunes a large store (${RUNS} runs) without blocking the event l
     const newestExpired = db.prepare(`SELECT MAX(completed_at) AS at FROM runs WHERE events_expired = 1`).get() as { at: string };
     const oldestKept = db.prepare(`SELECT MIN(completed_at) AS at FROM runs WHERE events_expired = 0 AND completed_at IS NOT NULL`).get() as { at: string };
     assert.ok(newestExpired.at <= oldestKept.at, `every expired run is older than every kept one: ${newestExpired.at} vs ${oldestKept.at}`);
-    const orphans = db.prepare(`SELECT COUNT(*) AS n FROM events e JOIN runs r ON r.id = e.run_id WHERE r.events_expired = 1`).get() as { n: number };
+    const orphans = db.prepare(`SELECT COUNT(*) AS n FROM run_events e JOIN runs r ON r.id = e.run_id WHERE r.events_expired = 1`).get() as { n: number };
     assert.equal(orphans.n, 0, 'expired runs hold no events');
     const blobs = db.prepare(`SELECT COUNT(*) AS n FROM run_file_chunks c JOIN runs r ON r.id = c.run_id WHERE r.events_expired = 1`).get() as { n: number };
     assert.equal(blobs.n, 0, 'expired runs hold no file bytes');
     const listed = db.prepare(`SELECT COUNT(*) AS n FROM run_files f JOIN runs r ON r.id = f.run_id WHERE r.events_expired = 1 AND f.stored = 0`).get() as { n: number };
     assert.ok(listed.n > 0, `their file lists stay, marked not stored: ${listed.n}`);
-    assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM events WHERE run_id = 'run_inflight'`).get() as { n: number }).n, 1000, 'the run in flight kept every event');
+    assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM run_events WHERE run_id = 'run_inflight'`).get() as { n: number }).n, 1000, 'the run in flight kept every event');
     assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status = 'completed'`).get() as { n: number }).n, RUNS, 'every row stays');
     assert.equal(store.keptResult(id(0))?.lastEventId, LONG_RUN_EVENTS + EVENTS_PER_RUN, 'the last event id outlives the events');
 

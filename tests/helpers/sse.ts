@@ -78,3 +78,53 @@ export function assertWellFormedRun(events: Record<string, any>[]): Record<strin
   assert.deepEqual([...destroyed].sort(), [...created].sort(), 'every sandbox created was destroyed before the end');
   return terminals[0]!;
 }
+
+/** One SSE frame as received: its id, type, parsed data and exact text. */
+export interface Frame {
+  id: number;
+  event: string;
+  data: Record<string, any>;
+  raw: string;
+}
+
+/**
+ * Reads frames (pings skipped) as they arrive until the stream ends, or until `until` returns true (then the
+ * body is cancelled: the client goes away). `ended` says whether the server closed the stream.
+ */
+export async function readFrames(res: Response, until?: (f: Frame, all: Frame[]) => boolean): Promise<{ frames: Frame[]; ended: boolean }> {
+  assert.equal(res.status, 200, `expected a stream, got ${res.status}`);
+  const reader = res.body!.getReader();
+  const dec = new TextDecoder();
+  const frames: Frame[] = [];
+  let buf = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { frames, ended: true };
+    buf += dec.decode(value, { stream: true });
+    let i: number;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const raw = buf.slice(0, i + 2);
+      buf = buf.slice(i + 2);
+      if (raw === ': ping\n\n') continue;
+      const m = /^id: (\d+)\nevent: ([a-z_]+)\ndata: (\{.*\})\n\n$/.exec(raw);
+      assert.ok(m, `a frame is id, event and one data line: ${JSON.stringify(raw.slice(0, 200))}`);
+      const data = JSON.parse(m[3]!);
+      assert.equal(data.type, m[2], 'data.type matches the event name');
+      const f = { id: Number(m[1]), event: m[2]!, data, raw };
+      frames.push(f);
+      if (until?.(f, frames)) {
+        await reader.cancel();
+        return { frames, ended: false };
+      }
+    }
+  }
+}
+
+/** Frames carry ids from..from+n-1 in order (no gap, no duplicate), and the last one is the only terminal. */
+export function assertContiguousToEnd(frames: Frame[], from: number): Frame {
+  frames.forEach((f, i) => assert.equal(f.id, from + i, `event ${i} has id ${from + i}, got ${f.id}`));
+  const terminals = frames.filter((f) => f.event === 'result' || f.event === 'error');
+  assert.equal(terminals.length, 1, `exactly one terminal event, got ${terminals.map((t) => t.id).join(', ') || 'none'}`);
+  assert.equal(frames.at(-1), terminals[0], 'the terminal event is last');
+  return terminals[0]!;
+}

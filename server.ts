@@ -21,7 +21,7 @@ import { createListener } from './lib/node-http.ts';
 import { Metrics } from './lib/metrics.ts';
 import type { Registry } from './lib/registry.ts';
 import { Retention, RETENTION_INTERVAL_MS } from './lib/retention.ts';
-import type { AppContext } from './lib/run.ts';
+import type { AppContext } from './lib/app-context.ts';
 import { RunStore } from './lib/store.ts';
 import { VERSION } from './lib/version.ts';
 import { waitReady } from './lib/wait-ready.ts';

@@ -12,7 +12,7 @@ import { collectArtifacts, takeBaseline } from './artifacts.ts';
 import { scheduleCallback } from './callbacks.ts';
 import { compositeTools } from './composite.ts';
 import { Deadline } from './deadline.ts';
-import type { Config } from './config.ts';
+import type { AppContext } from './app-context.ts';
 import type { EventLogs } from './event-log.ts';
 import type { RunManager } from './inflight.ts';
 import { log } from './log.ts';
@@ -29,16 +29,6 @@ import { SandboxError, WORKSPACE, type SandboxProviderName } from './sandbox.ts'
 import type { StreamEvent } from './sse.ts';
 import type { RunEnd, RunStatus, RunStore } from './store.ts';
 import { BASE_TOOLS, type ToolContext, type ToolDef } from './tools.ts';
-
-export interface AppContext {
-  config: Config;
-  store: RunStore;
-  registry: Registry;
-  runs: RunManager;
-  events: EventLogs;
-  metrics: Metrics;
-  memory: MemoryBudget;
-}
 
 interface Terminal {
   status: RunStatus;

@@ -1,5 +1,5 @@
 // GET /health: liveness and readiness; never needs auth.
-import type { AppContext } from '../lib/run.ts';
+import type { AppContext } from '../lib/app-context.ts';
 import { json } from '../lib/http.ts';
 import { VERSION } from '../lib/version.ts';
 

@@ -16,7 +16,7 @@ import { BodyLimitError, bodyFailure } from '../lib/body.ts';
 import { apiError } from '../lib/http.ts';
 import { log } from '../lib/log.ts';
 import type { EdgeRequest } from '../lib/node-http.ts';
-import type { AppContext } from '../lib/run.ts';
+import type { AppContext } from '../lib/app-context.ts';
 import { health } from './health.ts';
 import { metrics } from './metrics.ts';
 import { query } from './query.ts';

@@ -1,5 +1,5 @@
 // GET /metrics: this instance's Prometheus metrics (same auth as the rest of the API).
-import type { AppContext } from '../lib/run.ts';
+import type { AppContext } from '../lib/app-context.ts';
 
 export function metrics(_req: Request, app: AppContext): Response {
   return new Response(app.metrics.render(), { status: 200, headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } });

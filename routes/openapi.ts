@@ -3,7 +3,7 @@
 import { json } from '../lib/http.ts';
 import { log } from '../lib/log.ts';
 import { buildOpenApi } from '../lib/openapi/index.ts';
-import type { AppContext } from '../lib/run.ts';
+import type { AppContext } from '../lib/app-context.ts';
 
 /** What the router holds per route: [method, pattern, handlers, path]. */
 type RouteTable = readonly (readonly [method: string, match: RegExp, handlers: unknown, path?: string])[];

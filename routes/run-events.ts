@@ -2,7 +2,7 @@
 // POST /runs/:id/cancel. Readers never affect the run: a reader that goes away is simply forgotten.
 import { RunAbort } from '../lib/abort.ts';
 import { apiError, invalid, json } from '../lib/http.ts';
-import type { AppContext } from '../lib/run.ts';
+import type { AppContext } from '../lib/app-context.ts';
 import { instanceOfRunId } from '../lib/run-id.ts';
 import { EventStream } from '../lib/sse.ts';
 import { sseResponse } from './sse.ts';

@@ -1,5 +1,5 @@
 // GET /runs (paged with ?before=<run id>), GET /runs/:id and GET /runs/:id/files/<path>: this instance's run history and what runs returned.
-import type { AppContext } from '../lib/run.ts';
+import type { AppContext } from '../lib/app-context.ts';
 import { attachmentDisposition, contentTypeFor, matchesIfNoneMatch } from '../lib/download.ts';
 import { apiError, invalid, json } from '../lib/http.ts';
 import { runView } from '../lib/results.ts';

@@ -3,7 +3,7 @@ import { RunAbort } from '../lib/abort.ts';
 import { readBody } from '../lib/body.ts';
 import { apiError, json } from '../lib/http.ts';
 import { log } from '../lib/log.ts';
-import type { AppContext } from '../lib/run.ts';
+import type { AppContext } from '../lib/app-context.ts';
 import { DeliveryLog, verifyE2bSignature } from '../lib/webhook.ts';
 
 const MAX_WEBHOOK_BYTES = 1024 * 1024;

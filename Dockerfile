@@ -61,7 +61,8 @@ COPY --from=build /usr/bin/tini /usr/bin/tini
 
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
-# What is copied is chosen by .dockerignore (an allow-list: package files, server.ts, bin/, lib/, routes/, providers/).
+# What is copied is chosen by .dockerignore (an allow-list: package files, server.ts, bin/, lib/, routes/, providers/,
+# public/ and cli/).
 COPY . .
 
 # Listen on every interface inside the container (the server's own default is 127.0.0.1). The port is 8000

@@ -1,4 +1,5 @@
-// Entry point: `sandcaster serve [--host HOST] [--port PORT] [--config FILE]`, `sandcaster doctor`, `sandcaster wait`.
+// Entry point: `sandcaster serve [--host HOST] [--port PORT] [--config FILE]`, `sandcaster doctor`, `sandcaster wait`,
+// and the client commands (`run`, `runs`, `logs`, `cancel`, `files`; cli/) that talk to a running server.
 // Assembles the app (config, run store, providers, routes), serves it over node:http, reaps orphaned
 // sandboxes, and shuts down gracefully on SIGTERM/SIGINT (docs/architecture.md#shutdown-and-reaping).
 import { createServer, type Server } from 'node:http';
@@ -25,6 +26,7 @@ import { RunStore } from './lib/store.ts';
 import { VERSION } from './lib/version.ts';
 import { waitReady } from './lib/wait-ready.ts';
 import { createHandler } from './routes/index.ts';
+import { CLIENT_USAGE, isClientCommand } from './cli/commands.ts';
 import { createAppRegistry } from './app.ts';
 
 export const REAP_INTERVAL_MS = 60_000;
@@ -43,6 +45,7 @@ doctor   Checks the configuration, the Docker engine, E2B, the model keys and th
 wait     Waits until a server answers GET /health with 200 (for scripts that start one in the background).
            --url URL          default http://127.0.0.1:<SANDCASTER_PORT, PORT or 8000>
            --timeout SECONDS  default 30; exit 1 if not ready by then
+
 `;
 
 export interface RunningServer {
@@ -288,13 +291,22 @@ function listenFailure(err: NodeJS.ErrnoException, config: Config): string {
   return err.message;
 }
 
+/** A client command (cli/), loaded only when one is asked for; exits with its code. */
+async function client(argv: string[]): Promise<never> {
+  const { runClient } = await import('./cli/main.ts');
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1)); // `| head`
+  const code = await runClient(argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
+  return new Promise(() => process.stdout.write('', () => process.exit(code)));
+}
+
 export async function main(argv: string[]): Promise<void> {
+  if (isClientCommand(argv[0])) return client(argv);
   const cli = parseCli(argv);
   if ('error' in cli) {
-    process.stderr.write(`sandcaster: ${cli.error}\n\n${USAGE}`);
+    process.stderr.write(`sandcaster: ${cli.error}\n\n${USAGE}${CLIENT_USAGE}`);
     process.exit(2);
   }
-  if (cli.command === 'help' || cli.command === 'version') return void process.stdout.write(cli.command === 'help' ? USAGE : `${VERSION}\n`);
+  if (cli.command === 'help' || cli.command === 'version') return void process.stdout.write(cli.command === 'help' ? USAGE + CLIENT_USAGE : `${VERSION}\n`);
   if (cli.command === 'doctor') return doctor(cli.flags);
   if (cli.command === 'wait') {
     const r = await waitReady(cli.url, cli.timeoutSecs * 1000);

@@ -30,7 +30,7 @@ export interface BrowserRefusal {
  */
 export function refuseBrowser(headers: Headers, opts: { corsOrigins: readonly string[]; allowedHosts: readonly string[] }): BrowserRefusal | null {
   const origin = headers.get('origin');
-  if (origin !== null && !opts.corsOrigins.includes(origin)) {
+  if (origin !== null && !opts.corsOrigins.includes(origin) && !sameOrigin(origin, headers.get('host'))) {
     return {
       message: `requests from the browser origin ${JSON.stringify(origin.slice(0, 200))} are refused while the API has no key`,
       hint: 'add the origin to SANDCASTER_CORS_ORIGINS, or set SANDCASTER_API_KEY',
@@ -45,4 +45,13 @@ export function refuseBrowser(headers: Headers, opts: { corsOrigins: readonly st
     };
   }
   return null;
+}
+
+/**
+ * The server's own dashboard: a page served from this very host (its Origin names the Host it sends). A
+ * foreign page names itself instead, and a page that rebinds its own name here still fails the Host check.
+ */
+function sameOrigin(origin: string, host: string | null): boolean {
+  if (host === null || !/^https?:\/\/[^/]+$/.test(origin)) return false;
+  return origin.slice(origin.indexOf('//') + 2).toLowerCase() === host.toLowerCase();
 }

@@ -139,6 +139,12 @@ export class RunStore {
       // Prompts are cut in SQL, so a page of runs never carries (or copies into JS) the full prompts.
       list: this.db.prepare(`SELECT ${LIST_COLUMNS} FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?`),
       listStatus: this.db.prepare(`SELECT ${LIST_COLUMNS} FROM runs WHERE status = ? ORDER BY started_at DESC, rowid DESC LIMIT ?`),
+      // The page after a run: the rows that sort after it in the list's own order (started_at, then rowid).
+      cursor: this.db.prepare(`SELECT started_at AS startedAt, rowid FROM runs WHERE id = ?`),
+      listAfter: this.db.prepare(
+        `SELECT ${LIST_COLUMNS} FROM runs WHERE started_at <= @startedAt AND (started_at < @startedAt OR rowid < @rowid)
+          AND (@status IS NULL OR status = @status) ORDER BY started_at DESC, rowid DESC LIMIT @limit`,
+      ),
       interrupt: this.db.prepare(
         `UPDATE runs SET status = 'error', error_code = 'INTERRUPTED', error = ?, completed_at = ? WHERE status = 'running'`,
       ),
@@ -190,6 +196,13 @@ export class RunStore {
   /** Newest first; each prompt cut to LIST_PROMPT_CHARS characters, `promptChars` its full length. */
   list(limit: number, status?: RunStatus): RunSummary[] {
     return (status ? this.stmts.listStatus.all(status, limit) : this.stmts.list.all(limit)) as RunSummary[];
+  }
+
+  /** The next page of `list`: the runs listed after the run `before`; null when there is no such run. */
+  listBefore(before: string, limit: number, status?: RunStatus): RunSummary[] | null {
+    const at = this.stmts.cursor.get(before) as { startedAt: string; rowid: number } | undefined;
+    if (!at) return null;
+    return this.stmts.listAfter.all({ ...at, status: status ?? null, limit }) as RunSummary[];
   }
 
   /**

@@ -23,10 +23,14 @@ import { query } from './query.ts';
 import { cancelRun, runEvents } from './run-events.ts';
 import { openapi } from './openapi.ts';
 import { getRun, getRunFile, listRuns } from './runs.ts';
+import { UI_PATHS, uiAsset } from './ui.ts';
 import { e2bWebhook } from './webhooks.ts';
 
-/** Paths with their own check instead of the bearer key (and so without the browser guard). */
-const PUBLIC = new Set(['/health', '/webhooks/e2b']);
+/**
+ * Paths with their own check instead of the bearer key (and so without the browser guard). The dashboard's
+ * files are static and hold no data; the page asks for the key and sends it on its API calls.
+ */
+const PUBLIC = new Set(['/health', '/webhooks/e2b', ...UI_PATHS]);
 
 /** What handlers receive: the edge's Request plus itty's `params` (percent-decoded here) and `query`. */
 export type ApiRequest = EdgeRequest & { params: Record<string, string>; query: Record<string, string | string[] | undefined>; startedAt: number };
@@ -98,6 +102,8 @@ export function createHandler(app: AppContext): Handler {
   route(['GET', 'HEAD'], '/runs/:id/files/:path+', getRunFile);
   route(['POST'], '/webhooks/e2b', e2bWebhook);
   route(['GET', 'HEAD'], '/openapi.json', openapi(() => router.routes));
+  route(['GET', 'HEAD'], '/', uiAsset);
+  route(['GET', 'HEAD'], '/ui/:file', uiAsset);
 
   /** 404, or 405 with Allow when the path is in the table under other methods. */
   function noRoute(req: ApiRequest): Response {
@@ -135,7 +141,8 @@ export function createHandler(app: AppContext): Handler {
       runId: res.headers.get('x-run-id') ?? undefined,
     };
     // Bounded label set: the route pattern, never the raw path.
-    app.metrics.httpRequest((fields.path && router.routes.find(([, re]) => re.test(fields.path!))?.[3]) || 'unmatched', res.status);
+    const matched = fields.path ? router.routes.find(([, re]) => re.test(fields.path!)) : undefined;
+    app.metrics.httpRequest(matched ? matched[3] || '/' : 'unmatched', res.status); // itty keeps the root's path as ''
     if ((fields.path === '/health' || fields.path === '/metrics') && res.status < 400) log.debug('request', fields);
     else log.info('request', fields);
   }

@@ -1,4 +1,4 @@
-// GET /runs, GET /runs/:id and GET /runs/:id/files/<path>: this instance's run history and what runs returned.
+// GET /runs (paged with ?before=<run id>), GET /runs/:id and GET /runs/:id/files/<path>: this instance's run history and what runs returned.
 import type { AppContext } from '../lib/app-context.ts';
 import { attachmentDisposition, contentTypeFor, matchesIfNoneMatch } from '../lib/download.ts';
 import { apiError, invalid, json } from '../lib/http.ts';
@@ -20,7 +20,12 @@ export function listRuns(req: Request, app: AppContext): Response {
   if (status !== null && !RUN_STATUSES.includes(status as RunStatus)) {
     return invalid([{ path: 'status', message: `must be one of ${RUN_STATUSES.join(', ')}, got ${JSON.stringify(status)}` }]);
   }
-  return json(200, app.store.list(limit, (status as RunStatus | null) ?? undefined));
+  const before = q.get('before');
+  if (before === null) return json(200, app.store.list(limit, (status as RunStatus | null) ?? undefined));
+  // A page cursor: the last run of the previous page (how the dashboard and `sandcaster runs` page past 200).
+  const page = before.length <= 200 ? app.store.listBefore(before, limit, (status as RunStatus | null) ?? undefined) : null;
+  if (!page) return invalid([{ path: 'before', message: `must be the id of a run on this instance (the last one of the previous page), got ${JSON.stringify(before.slice(0, 200))}` }]);
+  return json(200, page);
 }
 
 export function getRun(req: Request & { params?: Record<string, string> }, app: AppContext): Response {

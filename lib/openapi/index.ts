@@ -22,6 +22,7 @@ export interface RegisteredRoute {
 
 /** `/runs/:id/files/*` and `/runs/:id/files/:path+` -> `/runs/{id}/files/{path}`. */
 export function openApiPath(ittyPath: string): string {
+  if (ittyPath === '') return '/'; // itty keeps the root route's path as ''
   return ittyPath.replace(/:(\w+)\+?/g, '{$1}').replace(/\/\*$/, '/{path}');
 }
 

@@ -2,7 +2,7 @@
 // parameters and responses.
 import { querySchema } from '../request.ts';
 import { RUN_STATUSES } from '../store.ts';
-import { errorResponse, eventStream, guarded, header, idParam, jsonContent, ref, response, type Json } from './parts.ts';
+import { errorResponse, eventStream, guarded, header, idParam, jsonContent, ref, response, str, type Json } from './parts.ts';
 
 export interface Operation {
   method: 'get' | 'post';
@@ -69,6 +69,7 @@ export function operations(): Operation[] {
         parameters: [
           { name: 'limit', in: 'query', description: 'How many (empty is 400).', schema: { type: 'integer', minimum: 1, maximum: 200, default: 20 } },
           { name: 'status', in: 'query', description: 'Only runs with this status (empty is 400).', schema: { type: 'string', enum: [...RUN_STATUSES] } },
+          { name: 'before', in: 'query', description: 'Page on: only the runs listed after this run (the last one of the previous page); a run id this instance does not hold is 400.', schema: { type: 'string', maxLength: 200 } },
         ],
         responses: {
           '200': { description: 'A bare JSON array of run records.', content: jsonContent({ type: 'array', items: ref('RunRecord') }) },
@@ -193,6 +194,31 @@ export function operations(): Operation[] {
         operationId: 'openapi',
         summary: 'This document',
         responses: { '200': { description: 'The OpenAPI 3.1 document.', content: jsonContent({ type: 'object' }) }, ...guarded },
+      },
+    },
+    {
+      method: 'get',
+      path: '/',
+      operation: {
+        operationId: 'dashboard',
+        summary: 'The runs dashboard (HTML page)',
+        description: 'Static, holds no data, needs no key; the page asks for the key and sends it on its API calls (README "Dashboard").',
+        security: [],
+        responses: { '200': { description: 'The dashboard page.', content: { 'text/html': { schema: str } } } },
+      },
+    },
+    {
+      method: 'get',
+      path: '/ui/{file}',
+      operation: {
+        operationId: 'dashboardAsset',
+        summary: "The dashboard's scripts and style sheet",
+        security: [],
+        parameters: [{ name: 'file', in: 'path', required: true, schema: str }],
+        responses: {
+          '200': { description: 'A script or style sheet of the dashboard.', content: { 'text/javascript': { schema: str }, 'text/css': { schema: str } } },
+          '404': response('NotFound'),
+        },
       },
     },
   ];

@@ -71,8 +71,10 @@ type Ev = Record<string, any>;
 
 /**
  * Runs `work` against the child while a worker thread here asks its /health every 20 ms, then checks the
- * child's event loop: no stall of 100 ms that was its own work (>= 100 ms of CPU meanwhile), and every
- * /health answer under 100 ms, unless the stalls show the child was waiting for a CPU of this shared machine.
+ * child's event loop: no stall of 100 ms that was its own work (>= 100 ms of CPU meanwhile, from the child's
+ * own monitor), and every /health probe answered within a second. The probes' wall-clock latency alone is not
+ * asserted tighter: on a shared 2-core machine it also counts time the child waited for a CPU (a CI run saw
+ * 118 ms with no stall over 55 ms), which says nothing about the server. The attacks froze it for seconds.
  */
 async function underWatch<T>(t: TestContext, work: () => Promise<T>): Promise<T> {
   const since = Date.now();
@@ -96,7 +98,7 @@ async function underWatch<T>(t: TestContext, work: () => Promise<T>): Promise<T>
   assert.equal(health.failures, 0, `every probe was answered (${text})`);
   assert.ok(health.checks >= 5, `/health was asked during the attack (${text})`);
   assert.deepEqual(busy, [], `the server's own work never held its event loop for 100 ms (${text})`);
-  assert.ok(health.maxMs < 100 || starved.length > 0, `/health answered in < 100 ms, or the machine kept the server waiting (${text})`);
+  assert.ok(health.maxMs < 1000 || starved.length > 0, `/health answered within 1 s, or the machine kept the server waiting (${text})`);
   return value;
 }
 
@@ -118,7 +120,7 @@ async function badRequest(res: Response): Promise<{ path: string; message: strin
 const runCount = () => s.app.store.list(200).length;
 
 describe('globs from the model', () => {
-  test('a glob that froze the backtracking matcher is answered at once; /health stays under 100 ms', { timeout: 120_000 }, async (t) => {
+  test('a glob that froze the backtracking matcher is answered at once; the event loop is never held for 100 ms', { timeout: 120_000 }, async (t) => {
     // Three files with a 200-character name; the RegExp took ~15 s for four `**a` and 35x more per extra one.
     const makeFiles = 'n=aaaaaaaaaa; n=$n$n$n$n$n$n$n$n$n$n; n=$n$n; mkdir -p d1 d2; for d in . d1 d2; do : > $d/$n; done; echo ${#n}';
     fake.setScript([
@@ -145,7 +147,7 @@ describe('globs from the model', () => {
 });
 
 describe('regular expressions in outputFormat', () => {
-  test('pattern ^(a|a)*$ (exponential on a backtracking engine) checks a 1 MB answer; /health stays under 100 ms', { timeout: 120_000 }, async (t) => {
+  test('pattern ^(a|a)*$ (exponential on a backtracking engine) checks a 1 MB answer; the event loop is never held for 100 ms', { timeout: 120_000 }, async (t) => {
     const schema = { type: 'object', properties: { s: { type: 'string', pattern: '^(a|a)*$' } }, required: ['s'], additionalProperties: false };
     const long = 'a'.repeat(1_000_000);
     fake.setScript([{ text: JSON.stringify({ s: `${long}!` }) }, { text: JSON.stringify({ s: long }) }]);

@@ -10,33 +10,20 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCuttingProxy, type CuttingProxy } from './fixtures/cutting-proxy.ts';
-import { startFakeAnthropic, type FakeModelServer, type FakeTurn } from './fixtures/fake-models.ts';
+import { startScriptedByPrompt, type FakeTurn, type ScriptedByPrompt } from './fixtures/fake-models.ts';
 import { parseSse } from './helpers/sse.ts';
 import { managedContainers, startTestServer, waitFor, type TestServer } from './helpers/server.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const KEY = 'cli-test-key-0123456789';
 
-let fake: FakeModelServer;
+let fake: ScriptedByPrompt;
 let s: TestServer;
 let keyed: TestServer;
 let dir: string;
 
-/** Scripts per run, chosen by a `script:<name>` tag in the prompt; the turn is counted from the conversation. */
-const scripts = new Map<string, FakeTurn[]>();
-function scripted(name: string, turns: FakeTurn[]): string {
-  scripts.set(name, turns);
-  return `script:${name}`;
-}
-
 before(async () => {
-  fake = await startFakeAnthropic((body: any) => {
-    const first = body.messages[0].content;
-    const prompt: string = typeof first === 'string' ? first : first.map((b: { text?: string }) => b.text ?? '').join('');
-    const name = /script:(\S+)/.exec(prompt)?.[1] ?? '';
-    const turn = body.messages.filter((m: { role: string }) => m.role === 'assistant').length;
-    return scripts.get(name)?.[turn] ?? { error: { status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: `no turn ${turn} in script ${name}` } } } };
-  });
+  fake = await startScriptedByPrompt();
   const env = { ANTHROPIC_API_KEY: 'sk-ant-cli-test-key', ANTHROPIC_BASE_URL: fake.url, SANDCASTER_SANDBOX_PROVIDER: 'docker' };
   s = await startTestServer({ env });
   keyed = await startTestServer({ env: { ...env, SANDCASTER_API_KEY: KEY } });
@@ -106,7 +93,6 @@ async function storedEvents(server: TestServer, runId: string): Promise<Record<s
 }
 
 /** Model calls made so far for the script `name`. */
-const modelCalls = (name: string) => fake.requests.filter((r) => JSON.stringify(r.body?.messages?.[0] ?? '').includes(`script:${name}`)).length;
 
 const bash = (command: string): FakeTurn => ({ toolCalls: [{ name: 'bash', input: { command } }] });
 const json = (body: unknown) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -124,7 +110,7 @@ describe('sandcaster run', () => {
   test('--json: one event per line, exactly the stored events; --file uploads; --out gets every returned file byte for byte; exit 0', async () => {
     const upload = join(dir, 'data.csv');
     writeFileSync(upload, 'a,b\n1,2\n');
-    const prompt = scripted('files', [
+    const prompt = fake.script('files', [
       { text: 'Looking. ', toolCalls: [{ name: 'bash', input: { command: `cat data.csv; printf '\\302\\233[2J C1 CSI\\n'; mkdir -p out; printf '${OCTAL}' > out/all-bytes.bin` } }] },
       { toolCalls: [{ name: 'write_file', input: { path: 'report.md', content: '# Report\nünïcödé ✓\n' } }] },
       { text: ['All ', 'done.'] },
@@ -152,7 +138,7 @@ describe('sandcaster run', () => {
   test('piped stdout without --json is JSON lines too; --schema gives structured output; the prompt can come from stdin', async () => {
     const schema = join(dir, 'schema.json');
     writeFileSync(schema, JSON.stringify({ type: 'object', properties: { count: { type: 'integer' } }, required: ['count'] }));
-    const prompt = scripted('schema', [{ text: '{"count": 42}' }]);
+    const prompt = fake.script('schema', [{ text: '{"count": 42}' }]);
     const r = await cli(['run', '-', '--model', 'haiku', '--schema', schema], { input: `${prompt}\nfrom stdin` });
     assert.equal(r.code, 0, `exit 0; stderr: ${r.stderr}`);
     const events = jsonLines(r.stdout);
@@ -163,7 +149,7 @@ describe('sandcaster run', () => {
   });
 
   test('a run that ends with error exits 1 (and the error event is the last line)', async () => {
-    const prompt = scripted('fails', [{ error: { status: 401, body: { type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } } } }]);
+    const prompt = fake.script('fails', [{ error: { status: 401, body: { type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } } } }]);
     const r = await cli(['run', prompt, '--model', 'haiku', '--json']);
     assert.equal(r.code, 1, `exit 1; stderr: ${r.stderr}`);
     const last = jsonLines(r.stdout).at(-1)!;
@@ -172,7 +158,7 @@ describe('sandcaster run', () => {
   });
 
   test('--detach prints the run id and returns at once; the run goes on and can be followed with logs --follow', async () => {
-    const prompt = scripted('detached', [{ delayMs: 800, text: 'later' }]);
+    const prompt = fake.script('detached', [{ delayMs: 800, text: 'later' }]);
     const r = await cli(['run', prompt, '--model', 'haiku', '--detach', '--json']);
     assert.equal(r.code, 0, `exit 0; stderr: ${r.stderr}`);
     const [accepted] = jsonLines(r.stdout);
@@ -189,7 +175,7 @@ describe('sandcaster run', () => {
   test('the connection cut midway (a proxy drops it): run reattaches by itself with Last-Event-ID, no gap, no duplicate, exit 0', async () => {
     const proxy: CuttingProxy = await startCuttingProxy(s.url);
     try {
-      const prompt = scripted('cut', [
+      const prompt = fake.script('cut', [
         { text: ['before ', 'the cut. '], toolCalls: [{ name: 'bash', input: { command: 'echo one' } }] },
         { delayMs: 1500, text: ['after ', 'the ', 'cut.'], deltaDelayMs: 50 },
       ]);
@@ -210,7 +196,7 @@ describe('sandcaster run', () => {
   });
 
   test('Ctrl-C cancels the run: exit 130, the run ends CANCELLED', async () => {
-    const prompt = scripted('interrupt', [bash('echo started'), { hang: true }]);
+    const prompt = fake.script('interrupt', [bash('echo started'), { hang: true }]);
     const run = start(['run', prompt, '--model', 'haiku', '--json']);
     assert.ok(await waitFor(() => run.stdout().includes('"tool_result"'), 20_000), `the run got going: ${run.stdout()} ${run.stderr()}`);
     run.proc.kill('SIGINT');
@@ -225,7 +211,7 @@ describe('sandcaster run', () => {
   });
 
   test('on a terminal (pseudo-terminal via script(1)): readable, coloured, condensed; escapes from the sandbox are stripped', async () => {
-    const prompt = scripted('tty', [
+    const prompt = fake.script('tty', [
       { text: 'Let me look.', toolCalls: [{ name: 'bash', input: { command: "printf '\\033]0;pwned\\007\\033[31mred\\nl2\\nl3\\nl4\\nl5\\nl6\\n'" } }] },
       { text: 'Finished.' },
     ]);
@@ -250,8 +236,8 @@ describe('sandcaster run', () => {
 
 describe('sandcaster runs, logs, cancel, files', () => {
   test('runs: JSON lines when piped, --status and --limit; logs: the stored events, exit 0 for result and 1 for error', async () => {
-    const ok = await cli(['run', scripted('list-ok', [{ text: 'fine' }]), '--model', 'haiku', '--json']);
-    const bad = await cli(['run', scripted('list-bad', [{ error: { status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: 'nope' } } } }]), '--model', 'haiku', '--json']);
+    const ok = await cli(['run', fake.script('list-ok', [{ text: 'fine' }]), '--model', 'haiku', '--json']);
+    const bad = await cli(['run', fake.script('list-bad', [{ error: { status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: 'nope' } } } }]), '--model', 'haiku', '--json']);
     const okId = jsonLines(ok.stdout)[0]!.runId;
     const badId = jsonLines(bad.stdout)[0]!.runId;
     const all = await cli(['runs', '--limit', '200']);
@@ -271,8 +257,8 @@ describe('sandcaster runs, logs, cancel, files', () => {
   });
 
   test('logs without --follow on a run in flight: what is stored so far, then exit 0 while it goes on', async () => {
-    const id = await detach({ prompt: scripted('inflight', [bash('echo hi'), { hang: true }]) });
-    assert.ok(await waitFor(() => modelCalls('inflight') === 2, 20_000), 'the run reached its second model call (after its tool result)');
+    const id = await detach({ prompt: fake.script('inflight', [bash('echo hi'), { hang: true }]) });
+    assert.ok(await waitFor(() => fake.calls('inflight') === 2, 20_000), 'the run reached its second model call (after its tool result)');
     const r = await cli(['logs', id]);
     assert.equal(r.code, 0, r.stderr);
     const shown = jsonLines(r.stdout);
@@ -290,7 +276,7 @@ describe('sandcaster runs, logs, cancel, files', () => {
   });
 
   test('files: lists the returned files; --out downloads them byte for byte (checked against sha256)', async () => {
-    const run = await cli(['run', scripted('dl', [bash(`mkdir -p deep/er; printf '${OCTAL}' > deep/er/bytes.bin; echo text > t.txt`), { text: 'ok' }]), '--model', 'haiku', '--json']);
+    const run = await cli(['run', fake.script('dl', [bash(`mkdir -p deep/er; printf '${OCTAL}' > deep/er/bytes.bin; echo text > t.txt`), { text: 'ok' }]), '--model', 'haiku', '--json']);
     assert.equal(run.code, 0, run.stderr);
     const id = jsonLines(run.stdout)[0]!.runId;
     const list = await cli(['files', id]);

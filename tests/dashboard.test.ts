@@ -13,14 +13,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startCuttingProxy } from './fixtures/cutting-proxy.ts';
-import { startFakeAnthropic, type FakeModelServer, type FakeTurn } from './fixtures/fake-models.ts';
+import { startScriptedByPrompt, type ScriptedByPrompt } from './fixtures/fake-models.ts';
 import { managedContainers, startTestServer, waitFor, type TestServer } from './helpers/server.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const KEY = 'dashboard-test-key-0123456789';
 const SHOTS = process.env.SANDCASTER_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'sandcaster-screens-'));
 
-let fake: FakeModelServer;
+let fake: ScriptedByPrompt;
 let s: TestServer;
 let keyed: TestServer;
 let browser: Browser;
@@ -28,23 +28,9 @@ let sentinel: Server;
 let sentinelHits: string[] = [];
 let sentinelUrl: string;
 
-const scripts = new Map<string, FakeTurn[]>();
-/** Scripts per run, chosen by a `script:<name>` tag in the prompt; the turn is counted from the conversation. */
-function scripted(name: string, turns: FakeTurn[]): string {
-  scripts.set(name, turns);
-  return `script:${name}`;
-}
-const modelCalls = (name: string) => fake.requests.filter((r) => JSON.stringify(r.body?.messages?.[0] ?? '').includes(`script:${name}`)).length;
-
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does)`);
-  fake = await startFakeAnthropic((body: any) => {
-    const first = body.messages[0].content;
-    const prompt: string = typeof first === 'string' ? first : first.map((b: { text?: string }) => b.text ?? '').join('');
-    const name = /script:(\S+)/.exec(prompt)?.[1] ?? '';
-    const turn = body.messages.filter((m: { role: string }) => m.role === 'assistant').length;
-    return scripts.get(name)?.[turn] ?? { error: { status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: `no turn ${turn} in script ${name}` } } } };
-  });
+  fake = await startScriptedByPrompt();
   const env = { ANTHROPIC_API_KEY: 'sk-ant-dashboard-test', ANTHROPIC_BASE_URL: fake.url, SANDCASTER_SANDBOX_PROVIDER: 'docker' };
   s = await startTestServer({ env });
   keyed = await startTestServer({ env: { ...env, SANDCASTER_API_KEY: KEY } });
@@ -184,8 +170,8 @@ describe('static files', () => {
 
 describe('the runs list', () => {
   test('status, model, provider, cost, tokens, turns, duration, started; filter by status; screenshot', async (t) => {
-    const ok = await finishedRun({ prompt: `${scripted('list-ok', [{ text: 'fine', usage: { input: 1200, output: 345 } }])} summarise the data` });
-    const bad = await finishedRun({ prompt: `${scripted('list-bad', [{ error: { status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: 'nope' } } } }])} this one fails` });
+    const ok = await finishedRun({ prompt: `${fake.script('list-ok', [{ text: 'fine', usage: { input: 1200, output: 345 } }])} summarise the data` });
+    const bad = await finishedRun({ prompt: `${fake.script('list-bad', [{ error: { status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: 'nope' } } } }])} this one fails` });
     const tab = await open(s);
     try {
       const { page } = tab;
@@ -265,7 +251,7 @@ describe('the runs list', () => {
 
 describe('a run page', () => {
   test('a finished run: text, thinking folded, tool input and output with exit codes, warning, result, files downloaded and previewed; screenshot', async (t) => {
-    const prompt = scripted('page', [
+    const prompt = fake.script('page', [
       {
         thinking: 'I should count the rows first.',
         text: 'Counting the rows. ',
@@ -337,7 +323,7 @@ describe('a run page', () => {
 
   test('a live run is followed to its end, reattaching when the connection drops', async () => {
     const proxy = await startCuttingProxy(s.url);
-    const prompt = scripted('live', [
+    const prompt = fake.script('live', [
       { text: ['Step ', 'one. '], toolCalls: [{ name: 'bash', input: { command: 'echo first' } }] },
       { delayMs: 1500, text: ['Step ', 'two. '], toolCalls: [{ name: 'bash', input: { command: 'echo second' } }] },
       { delayMs: 500, text: ['All ', 'done.'], deltaDelayMs: 100 },
@@ -369,12 +355,12 @@ describe('a run page', () => {
   });
 
   test('the cancel button ends a running run with CANCELLED', async () => {
-    const id = await detach({ prompt: scripted('cancel', [{ toolCalls: [{ name: 'bash', input: { command: 'echo working' } }] }, { hang: true }]) });
+    const id = await detach({ prompt: fake.script('cancel', [{ toolCalls: [{ name: 'bash', input: { command: 'echo working' } }] }, { hang: true }]) });
     const tab = await open(s, `#/runs/${id}`);
     try {
       const { page } = tab;
       await page.waitForSelector('[data-kind="tool"] .tool-status.ok');
-      assert.ok(await waitFor(() => modelCalls('cancel') === 2, 10_000), 'the run waits on its second model call');
+      assert.ok(await waitFor(() => fake.calls('cancel') === 2, 10_000), 'the run waits on its second model call');
       await page.click('#cancel-run');
       await page.waitForSelector('[data-kind="error"]');
       assert.match(await page.locator('[data-kind="error"]').innerText(), /CANCELLED/);
@@ -391,7 +377,7 @@ describe('a run page', () => {
 
 describe('the new-run form', () => {
   test('prompt, model, a file and an output schema: the run streams on its page as it happens', async () => {
-    const prompt = scripted('form', [
+    const prompt = fake.script('form', [
       { text: 'Reading it. ', toolCalls: [{ name: 'bash', input: { command: 'cat input.txt' } }] },
       { delayMs: 300, text: '{"lines": 2}' },
     ]);
@@ -420,7 +406,7 @@ describe('the new-run form', () => {
   });
 
   test('detach opens the run page, which follows the run; bad schema and server refusals are shown in the form', async () => {
-    const prompt = scripted('form-detach', [{ delayMs: 500, text: 'detached and done' }]);
+    const prompt = fake.script('form-detach', [{ delayMs: 500, text: 'detached and done' }]);
     const tab = await open(s, '#/new');
     try {
       const { page } = tab;
@@ -448,7 +434,7 @@ describe('the new-run form', () => {
 
 describe('the API key', () => {
   test('asked for when the server has one, kept in session storage only, refused keys say so, Forget key asks again', async () => {
-    const id = await finishedRun({ prompt: scripted('keyed', [{ text: 'secret stuff' }]) }, keyed, { authorization: `Bearer ${KEY}` });
+    const id = await finishedRun({ prompt: fake.script('keyed', [{ text: 'secret stuff' }]) }, keyed, { authorization: `Bearer ${KEY}` });
     const tab = await open(keyed);
     try {
       const { page } = tab;
@@ -488,7 +474,7 @@ describe('untrusted content', () => {
     const S = sentinelUrl;
     const payloads = [`<img src=x onerror=alert(1)>`, `<script>alert(2)</script>`, `<img src="${S}/img">`, `<iframe src="${S}/frame"></iframe>`, `<a href="javascript:alert(3)">x</a>`];
     const markup = payloads.join(' ');
-    const prompt = scripted('xss', [
+    const prompt = fake.script('xss', [
       {
         thinking: markup,
         text: markup,
@@ -501,7 +487,7 @@ describe('untrusted content', () => {
       { text: `done ${markup}` },
     ]);
     const ok = await finishedRun({ prompt: `${prompt} ${markup}`, model: 'claude-xss-unpriced' });
-    const failed = await finishedRun({ prompt: scripted('xss-err', [{ error: { status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: markup } } } }]) });
+    const failed = await finishedRun({ prompt: fake.script('xss-err', [{ error: { status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: markup } } } }]) });
     sentinelHits = [];
     const tab = await open(s);
     try {

@@ -11,30 +11,17 @@ import Database from 'better-sqlite3';
 import { EventLogs } from '../lib/event-log.ts';
 import { EventStream, MAX_BUFFERED_BYTES } from '../lib/sse.ts';
 import { RunStore } from '../lib/store.ts';
-import { startFakeAnthropic, type FakeModelServer, type FakeTurn } from './fixtures/fake-models.ts';
+import { startScriptedByPrompt, type FakeTurn, type ScriptedByPrompt } from './fixtures/fake-models.ts';
 import { spawnServer, type ChildServer } from './helpers/child.ts';
 import { assertContiguousToEnd, assertWellFormedRun, readFrames, type Frame } from './helpers/sse.ts';
 import { managedContainers, startTestServer, waitFor, type TestServer } from './helpers/server.ts';
 
-let fake: FakeModelServer;
+let fake: ScriptedByPrompt;
 let s: TestServer;
 let dir: string;
 
-/** Scripts per run, chosen by a `script:<name>` tag in the prompt; the turn is counted from the conversation. */
-const scripts = new Map<string, FakeTurn[]>();
-function scripted(name: string, turns: FakeTurn[]): string {
-  scripts.set(name, turns);
-  return `script:${name}`;
-}
-
 before(async () => {
-  fake = await startFakeAnthropic((body: any) => {
-    const first = body.messages[0].content;
-    const prompt: string = typeof first === 'string' ? first : first.map((b: { text?: string }) => b.text ?? '').join('');
-    const name = /script:(\S+)/.exec(prompt)?.[1] ?? '';
-    const turn = body.messages.filter((m: { role: string }) => m.role === 'assistant').length;
-    return scripts.get(name)?.[turn] ?? { error: { status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: `no turn ${turn} in script ${name}` } } } };
-  });
+  fake = await startScriptedByPrompt();
   dir = mkdtempSync(join(tmpdir(), 'sandcaster-durable-'));
   s = await startTestServer({ env: modelEnv() });
 });
@@ -104,7 +91,7 @@ describe('event log (in-memory database, no sandbox)', () => {
 
 describe('reattach and detach', () => {
   test('a /query client with onDisconnect "continue" drops its stream midway and reattaches with its last id: exactly the rest, in order, one terminal', async () => {
-    const tag = scripted('continue', [
+    const tag = fake.script('continue', [
       { text: words(20), toolCalls: [{ name: 'bash', input: { command: 'sleep 1; echo half' } }], deltaDelayMs: 5 },
       { text: words(40, 'x'), deltaDelayMs: 10 },
     ]);
@@ -129,7 +116,7 @@ describe('reattach and detach', () => {
   });
 
   test('detach: 202 with Location, X-Run-Id and where to read; read from the start and from the middle, while it runs and after it ended', async () => {
-    const tag = scripted('detach', [bash('echo one'), { text: words(40), deltaDelayMs: 25 }]);
+    const tag = fake.script('detach', [bash('echo one'), { text: words(40), deltaDelayMs: 25 }]);
     const res = await s.fetch('/query', json({ prompt: `detached ${tag}`, model: 'haiku', detach: true }));
     assert.equal(res.status, 202);
     const body = await res.json();
@@ -163,7 +150,7 @@ describe('reattach and detach', () => {
   });
 
   test('readers attaching while the run produces events each get every later event exactly once, in order, across the seam (three at once and more)', async () => {
-    const tag = scripted('seam', [{ text: words(400), deltaDelayMs: 4 }]);
+    const tag = fake.script('seam', [{ text: words(400), deltaDelayMs: 4 }]);
     const runId = await detach(s, { prompt: `seam ${tag}` });
     let lastSeen = 0;
     const first = readFrames(await openEvents(s, runId), (f) => {
@@ -204,7 +191,7 @@ describe('reattach and detach', () => {
 
 describe('GET /runs/:id/events errors', () => {
   test('bad cursor 400, unknown run 404 (another instance named in the hint), expired events 410', async () => {
-    const tag = scripted('short', [{ text: 'hi' }]);
+    const tag = fake.script('short', [{ text: 'hi' }]);
     const runId = await detach(s, { prompt: `short ${tag}` });
     assert.ok(await waitFor(async () => (await row(s, runId)).status === 'completed', 20_000), 'the run completed');
     for (const bad of ['abc', '-1', '1.5', '1e3', '0x10', '9'.repeat(16)]) {
@@ -247,7 +234,7 @@ describe('GET /runs/:id/events errors', () => {
 
 describe('cancel', () => {
   test('a running detached run: 202 cancelling, terminal CANCELLED within 2 s, sandbox gone, row cancelled; then 409; unknown 404', async () => {
-    const tag = scripted('cancel', [bash('echo ready'), { hang: true }]);
+    const tag = fake.script('cancel', [bash('echo ready'), { hang: true }]);
     const before = fake.requests.length;
     const runId = await detach(s, { prompt: `cancel me ${tag}` });
     const reader = readFrames(await openEvents(s, runId));
@@ -281,7 +268,7 @@ describe('cancel', () => {
   });
 
   test('a /query client that disconnects with the default onDisconnect cancels the run; its log ends with error CANCELLED', async () => {
-    const tag = scripted('hangup', [bash('echo ready'), { hang: true }]);
+    const tag = fake.script('hangup', [bash('echo ready'), { hang: true }]);
     const res = await s.fetch('/query', json({ prompt: `hang up ${tag}`, model: 'haiku' }));
     const runId = res.headers.get('x-run-id')!;
     await readFrames(res, (f) => f.event === 'tool_result');
@@ -295,7 +282,7 @@ describe('cancel', () => {
   test('detached runs count toward SANDCASTER_MAX_CONCURRENT_RUNS', async () => {
     const one = await startTestServer({ env: { ...modelEnv(), SANDCASTER_MAX_CONCURRENT_RUNS: '1' } });
     try {
-      const tag = scripted('limit', [{ hang: true }]);
+      const tag = fake.script('limit', [{ hang: true }]);
       const runId = await detach(one, { prompt: `limit ${tag}` });
       const second = await one.fetch('/query', json({ prompt: 'x', model: 'haiku', detach: true }));
       assert.equal(second.status, 429);
@@ -310,7 +297,7 @@ describe('cancel', () => {
 
 describe('storage failures', () => {
   test('with the database locked, a reader attaching mid-run still gets every event and the terminal one; the row and log are stored once the lock goes', async () => {
-    const tag = scripted('locked', [bash('echo hi'), { text: words(30), deltaDelayMs: 30 }]);
+    const tag = fake.script('locked', [bash('echo hi'), { text: words(30), deltaDelayMs: 30 }]);
     const runId = await detach(s, { prompt: `locked ${tag}` });
     assert.ok(await waitFor(async () => (await readFrames(await openEvents(s, runId), (f) => f.event === 'tool_result')).frames.some((f) => f.event === 'tool_result'), 30_000), 'the tool ran');
     const lock = new Database(join(s.dir, 'runs.db'));
@@ -343,7 +330,7 @@ describe('slow readers', () => {
     try {
       // 3,000 deltas of 8 KiB: 24 MiB of events, far more than socket buffers and the per-reader bound hold.
       const big = Array.from({ length: 3000 }, () => 'x'.repeat(8192));
-      const stalled = scripted('big-stalled', [{ text: big }]);
+      const stalled = fake.script('big-stalled', [{ text: big }]);
       const memory = () => readFileSync(`/proc/${child.proc.pid}/status`, 'utf8').match(/^Vm(RSS|HWM):\s+\d+ kB/gm)?.join(', ').replace(/\s+/g, ' ');
 
       const runId = await detach(child, { prompt: `big ${stalled}`, timeout: 120 });
@@ -377,8 +364,8 @@ describe('shutdown and crash', () => {
   test('SIGTERM drains detached runs like streaming ones: one finishes in the grace period, one ends with SHUTDOWN; readers get the terminal event', async () => {
     const db = join(dir, 'drain.db');
     const child = await spawnServer({ ...modelEnv(), SANDCASTER_DB: db, SANDCASTER_SHUTDOWN_GRACE_SECONDS: '3' });
-    const quick = scripted('drain-quick', [bash('sleep 1; echo done'), { text: 'finished' }]);
-    const slow = scripted('drain-slow', [bash('echo started'), { hang: true }]);
+    const quick = fake.script('drain-quick', [bash('sleep 1; echo done'), { text: 'finished' }]);
+    const slow = fake.script('drain-slow', [bash('echo started'), { hang: true }]);
     const before = fake.requests.length;
     const quickId = await detach(child, { prompt: `quick ${quick}` });
     const slowId = await detach(child, { prompt: `slow ${slow}` });
@@ -405,7 +392,7 @@ describe('shutdown and crash', () => {
 
   test('SIGKILL mid-run: the next start closes the row as INTERRUPTED and its stored events stay readable, ending with error INTERRUPTED', async () => {
     const db = join(dir, 'crash.db');
-    const tag = scripted('crash', [bash('echo hi'), { hang: true }]);
+    const tag = fake.script('crash', [bash('echo hi'), { hang: true }]);
     let first: ChildServer | undefined = await spawnServer({ ...modelEnv(), SANDCASTER_DB: db });
     let second: ChildServer | undefined;
     try {

@@ -13,60 +13,21 @@ import { after, before, describe, test } from 'node:test';
 import Docker from 'dockerode';
 import { collectArtifacts } from '../lib/artifacts.ts';
 import { setLogSink } from '../lib/log.ts';
-import { SandboxError, type DockerSettings, type Sandbox } from '../lib/sandbox.ts';
+import { SandboxError, type Sandbox } from '../lib/sandbox.ts';
 import { packTar } from '../lib/tar.ts';
 import { BASE_TOOLS, runTool, type ToolContext } from '../lib/tools.ts';
 import { fileFailure, LIST_LIMITS } from '../providers/docker/files.ts';
 import { createDockerProvider, storageSplit } from '../providers/docker/index.ts';
 import { startFakeAnthropic } from './fixtures/fake-models.ts';
+import { docker, dockerSettings, leftovers, ms, rejectsWith, sandboxInstances } from './helpers/docker-sandbox.ts';
 import { readEvents } from './helpers/sse.ts';
 import { startTestServer } from './helpers/server.ts';
 
-const IMAGE = process.env.SANDCASTER_TEST_IMAGE ?? 'sandcaster-test:busybox';
 const MiB = 1024 * 1024;
-const docker = new Docker();
-const instances = new Set<string>();
 const logLines: Record<string, any>[] = [];
 setLogSink((line) => void logLines.push(JSON.parse(line)));
 
-function instanceId(tag: string): string {
-  const id = `test-dh-${tag}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  instances.add(id);
-  return id;
-}
-
-const settings = (over: Partial<DockerSettings> = {}): DockerSettings => ({
-  image: IMAGE,
-  memoryMb: 64,
-  cpus: 1,
-  pidsLimit: 64,
-  network: 'none',
-  user: '1000:1000',
-  diskMb: 64,
-  readOnlyRootfs: true,
-  ...over,
-});
-
-async function leftovers(instance: string): Promise<{ containers: number; volumes: number }> {
-  const filters = { label: [`sandcaster.instance=${instance}`] };
-  const containers = await docker.listContainers({ all: true, filters });
-  const { Volumes } = await docker.listVolumes({ filters });
-  return { containers: containers.length, volumes: (Volumes ?? []).length };
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, message?: RegExp): Promise<SandboxError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof SandboxError, `expected a SandboxError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (message) assert.match(err.message, message);
-    return err;
-  }
-  assert.fail(`expected a rejection with ${code}`);
-}
-
-const ms = (start: number) => performance.now() - start;
+const { id: instanceId, sweep } = sandboxInstances('dh');
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 /** Free bytes of the filesystem that holds the engine's data (images, containers, volumes, logs). */
@@ -75,14 +36,11 @@ const hostFree = async () => {
   return s.bavail * s.bsize;
 };
 
-after(async () => {
-  for (const id of instances) await createDockerProvider(settings()).reap(id, new Set());
-  for (const id of instances) assert.deepEqual(await leftovers(id), { containers: 0, volumes: 0 }, `leftovers of ${id}`);
-});
+after(sweep);
 
 describe('a hostile sandbox', { timeout: 180_000 }, () => {
   const instance = instanceId('main');
-  const provider = createDockerProvider(settings());
+  const provider = createDockerProvider(dockerSettings());
   let sb: Sandbox;
   const run = (command: string, timeoutMs = 30_000) => sb.exec(command, { timeoutMs });
 
@@ -230,13 +188,13 @@ describe('a hostile sandbox', { timeout: 180_000 }, () => {
 
 describe('the Docker provider', { timeout: 120_000 }, () => {
   test('reports the memory one sandbox reserves and the engine host\'s memory', async () => {
-    const provider = createDockerProvider(settings({ memoryMb: 100, diskMb: 200 }));
+    const provider = createDockerProvider(dockerSettings({ memoryMb: 100, diskMb: 200 }));
     assert.equal(provider.reservedMemoryMb(), 300, 'memoryMb plus the storage kept in memory');
-    const writable = createDockerProvider(settings({ memoryMb: 100, diskMb: 200, readOnlyRootfs: false }));
+    const writable = createDockerProvider(dockerSettings({ memoryMb: 100, diskMb: 200, readOnlyRootfs: false }));
     assert.equal(writable.reservedMemoryMb(), 300 - storageSplit(200).tmpMb, 'a writable root layer is on disk, not in memory');
     const info = await docker.info();
     assert.equal(await provider.hostMemoryMb(), Math.floor(info.MemTotal / MiB));
-    const dead = createDockerProvider(settings(), { docker: new Docker({ socketPath: join(tmpdir(), `sandcaster-none-${process.pid}.sock`) }) });
+    const dead = createDockerProvider(dockerSettings(), { docker: new Docker({ socketPath: join(tmpdir(), `sandcaster-none-${process.pid}.sock`) }) });
     assert.equal(await dead.hostMemoryMb(), undefined);
     // The reservation is what the container gets.
     const instance = instanceId('mem');
@@ -259,7 +217,7 @@ describe('the Docker provider', { timeout: 120_000 }, () => {
 
   test('a writable root is bounded by a quota, or the create fails with a hint (never unbounded)', async () => {
     const instance = instanceId('rw');
-    const provider = createDockerProvider(settings({ readOnlyRootfs: false }));
+    const provider = createDockerProvider(dockerSettings({ readOnlyRootfs: false }));
     const outcome = await provider.create({ runId: 'run_rw', instanceId: instance, timeoutSecs: 60 }).then(
       async (sb) => {
         const h = (await docker.getContainer(sb.id).inspect()).HostConfig as { StorageOpt?: Record<string, string> };
@@ -326,8 +284,8 @@ describe('removal that hangs', { timeout: 120_000 }, () => {
     const instance = instanceId('reap');
     const held = new Set<string>();
     const proxy = await holdingProxy(held);
-    const direct = createDockerProvider(settings());
-    const proxied = createDockerProvider(settings(), { docker: proxy.docker, engineTimeoutMs: 1500, removeTimeoutMs: 3000 });
+    const direct = createDockerProvider(dockerSettings());
+    const proxied = createDockerProvider(dockerSettings(), { docker: proxy.docker, engineTimeoutMs: 1500, removeTimeoutMs: 3000 });
     try {
       const [a, b, stuck, c] = await Promise.all(['run_a', 'run_b', 'run_stuck', 'run_c'].map((runId) => direct.create({ runId, instanceId: instance, timeoutSecs: 60 })));
       held.add(stuck!.id);

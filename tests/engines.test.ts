@@ -12,8 +12,9 @@ import { setLogSink } from '../lib/log.ts';
 import { SandboxError, type DockerSettings, type SandboxProvider } from '../lib/sandbox.ts';
 import { createDockerProvider } from '../providers/docker/index.ts';
 import { startFakeAnthropic, type FakeModelServer } from './fixtures/fake-models.ts';
+import { CONTRACT_BOUNDS, dockerSettings, rejectsWith, runningIn } from './helpers/docker-sandbox.ts';
 import { providerContract } from './helpers/provider-contract.ts';
-import { startTestServer, TEST_IMAGE, type TestServer } from './helpers/server.ts';
+import { startTestServer, waitFor, type TestServer } from './helpers/server.ts';
 import { readUntil } from './helpers/sse.ts';
 
 const RUNSC = '/run/sandcaster-runsc/docker.sock';
@@ -23,18 +24,7 @@ const ROOTLESS = '/run/sandcaster-podman-rootless/podman.sock';
 const skip = process.env.SANDCASTER_TEST_ENGINES_SKIP;
 const CGROUP_V1 = statfsSync('/sys/fs/cgroup').type !== 0x63677270; // cgroup2's magic number
 
-const settings = (host: string, over: Partial<DockerSettings> = {}): DockerSettings => ({
-  image: TEST_IMAGE,
-  user: '1000:1000',
-  network: 'none',
-  memoryMb: 256,
-  cpus: 1,
-  pidsLimit: 128,
-  diskMb: 128,
-  readOnlyRootfs: true,
-  host: `unix://${host}`,
-  ...over,
-});
+const settings = (host: string, over: Partial<DockerSettings> = {}): DockerSettings => dockerSettings({ ...CONTRACT_BOUNDS, host: `unix://${host}`, ...over });
 
 const made: { provider: SandboxProvider; instance: string }[] = [];
 /** A provider on `host` whose sandboxes this file removes at the end, whatever happens. */
@@ -44,17 +34,6 @@ function provider(host: string, over: Partial<DockerSettings> = {}) {
   made.push({ provider: p, instance });
   const create = (runId = 'run_engines') => p.create({ runId, instanceId: instance, timeoutSecs: 300 });
   return { p, instance, create };
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp): Promise<SandboxError> {
-  const err = await p.then(
-    () => assert.fail(`expected a SandboxError ${code}, but it succeeded`),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof SandboxError, `expected a SandboxError, got ${String(err)}`);
-  assert.equal(err.code, code, err.message);
-  assert.match(err.message, message);
-  return err;
 }
 
 async function containersOf(host: string, instance: string): Promise<number> {
@@ -161,17 +140,21 @@ describe('gVisor (runsc)', { skip, timeout: 300_000 }, () => {
 
     test('killed mid-command: the stream ends with SANDBOX_LOST, the sandbox is gone', async () => {
       const res = await s.query({ prompt: 'run it', model: 'sonnet', timeout: 300 });
-      let killed = false;
+      let kill: Promise<void> | undefined;
       const events = await readUntil(res, (e) => {
-        if (e.type === 'tool_use' && !killed) {
-          killed = true;
+        if (e.type === 'tool_use' && !kill) {
           // The sandbox dies from outside while its command runs, as gVisor's does past its memory limit.
-          void new Promise((r) => setTimeout(r, 1500))
-            .then(() => engine.listContainers({ filters: { label: [`sandcaster.instance=${s.app.store.instanceId}`] } }))
-            .then((cs) => Promise.all(cs.map((c) => engine.getContainer(c.Id).kill())));
+          kill = (async () => {
+            const [c] = await engine.listContainers({ filters: { label: [`sandcaster.instance=${s.app.store.instanceId}`] } });
+            assert.ok(c, 'the run has a running sandbox when its tool call is streamed');
+            assert.ok(await waitFor(() => runningIn(c.Id, 'sleep 100', engine), 20_000), 'the command runs in the sandbox before it is killed');
+            await engine.getContainer(c.Id).kill();
+          })();
+          kill.catch(() => undefined); // awaited after the stream ends
         }
         return e.type === 'error' || e.type === 'result';
       });
+      await kill;
       const last = events.at(-1)!;
       assert.deepEqual([last.type, last.code], ['error', 'SANDBOX_LOST'], JSON.stringify(last));
       assert.equal(await containersOf(RUNSC, s.app.store.instanceId), 0, 'the dead sandbox is removed');

@@ -7,22 +7,10 @@ import { createDockerProvider } from '../providers/docker/index.ts';
 import { createE2bProvider } from '../providers/e2b/index.ts';
 import { setLogSink } from '../lib/log.ts';
 import { startFakeE2b, type FakeE2b } from './fixtures/fake-e2b.ts';
+import { CONTRACT_BOUNDS, dockerSettings } from './helpers/docker-sandbox.ts';
 import { providerContract } from './helpers/provider-contract.ts';
-import { TEST_IMAGE } from './helpers/server.ts';
 
-providerContract('docker', async () => ({
-  provider: createDockerProvider({
-    image: TEST_IMAGE,
-    user: '1000:1000',
-    network: 'none',
-    memoryMb: 256,
-    cpus: 1,
-    pidsLimit: 128,
-    diskMb: 128,
-    readOnlyRootfs: true,
-  }),
-  teardown: async () => {},
-}));
+providerContract('docker', async () => ({ provider: createDockerProvider(dockerSettings(CONTRACT_BOUNDS)), teardown: async () => {} }));
 
 let fake: FakeE2b | undefined;
 providerContract('e2b', async () => {

@@ -3,13 +3,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Dockerode from 'dockerode';
+import type Dockerode from 'dockerode';
 import { loadConfig, type Config } from '../../lib/config.ts';
 import { setLogSink } from '../../lib/log.ts';
 import { startServer, type RunningServer } from '../../server.ts';
+import { docker, TEST_IMAGE } from './docker-sandbox.ts';
+import { waitFor } from './wait.ts';
 
-export const TEST_IMAGE = process.env.SANDCASTER_TEST_IMAGE ?? 'sandcaster-test:busybox';
-export const docker = new Dockerode();
+export { docker, TEST_IMAGE, waitFor };
 
 /** Log lines written by servers in this process (parsed JSON). */
 export const logLines: Record<string, any>[] = [];
@@ -68,14 +69,4 @@ export async function managedContainers(instanceId?: string): Promise<Dockerode.
 export async function managedVolumes(instanceId?: string): Promise<Dockerode.VolumeInspectInfo[]> {
   const label = ['sandcaster.managed=true', ...(instanceId ? [`sandcaster.instance=${instanceId}`] : [])];
   return (await docker.listVolumes({ filters: { label } })).Volumes ?? [];
-}
-
-/** Polls until `check` is true or `ms` pass; returns the last value of check. */
-export async function waitFor(check: () => Promise<boolean> | boolean, ms = 5000, every = 50): Promise<boolean> {
-  const until = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > until) return false;
-    await new Promise((r) => setTimeout(r, every));
-  }
 }

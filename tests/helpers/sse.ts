@@ -38,8 +38,12 @@ export async function readEvents(res: Response): Promise<Record<string, any>[]> 
   return parseSse(text).events.map((e) => e.data);
 }
 
-/** Reads events as they arrive until `until` returns true; then cancels the body. */
-export async function readUntil(res: Response, until: (e: Record<string, any>) => boolean): Promise<Record<string, any>[]> {
+/**
+ * Reads events as they arrive until `until` returns true; then cancels the body (which closes the
+ * connection), or with `keepOpen` only lets go of it, so the test decides when the client goes away.
+ * Returns the events read, also when the stream ended first.
+ */
+export async function readUntil(res: Response, until: (e: Record<string, any>) => boolean, opts: { keepOpen?: boolean } = {}): Promise<Record<string, any>[]> {
   assert.equal(res.status, 200, `expected a stream, got ${res.status}`);
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
@@ -58,7 +62,8 @@ export async function readUntil(res: Response, until: (e: Record<string, any>) =
       const e = JSON.parse(data.slice(6));
       out.push(e);
       if (until(e)) {
-        await reader.cancel();
+        if (opts.keepOpen) reader.releaseLock();
+        else await reader.cancel();
         return out;
       }
     }

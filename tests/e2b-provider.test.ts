@@ -7,6 +7,7 @@ import { createE2bProvider, E2B_META_INSTANCE, E2B_META_RUN } from '../providers
 import { SandboxError, type Sandbox, type SandboxProvider } from '../lib/sandbox.ts';
 import { setLogSink } from '../lib/log.ts';
 import { startFakeE2b, type FakeE2b } from './fixtures/fake-e2b.ts';
+import { waitFor } from './helpers/wait.ts';
 
 let fake: FakeE2b;
 let provider: SandboxProvider;
@@ -67,10 +68,10 @@ test('create sends template, metadata, timeout + 60 s, no internet, and no secre
   assert.equal(req.headers['x-api-key'], fake.apiKey);
   // Nothing in the sandbox's environment either.
   const env = await sbx.exec('env', { timeoutMs: 10_000 });
-  assert.ok(!env.stdout.includes(fake.apiKey), "!env.stdout.includes(fake.apiKey)");
+  assert.ok(!env.stdout.includes(fake.apiKey), 'API key must not be in the sandbox environment');
   assert.ok(!logLines.join('').includes(fake.apiKey), 'API key must not be logged');
   assert.equal(sbx.provider, 'e2b');
-  assert.ok(fake.sandboxes().some((s) => s.id === sbx.id), "fake.sandboxes().some((s) => s.id === sbx.id)");
+  assert.ok(fake.sandboxes().some((s) => s.id === sbx.id), `sandbox ${sbx.id} is alive at E2B; alive: ${JSON.stringify(fake.sandboxes().map((s) => s.id))}`);
 });
 
 test('the default template comes from settings', async () => {
@@ -128,10 +129,13 @@ test('aborting an exec kills it and rejects with the reason', async () => {
   const sbx = await create();
   const ac = new AbortController();
   const reason = new Error('client went away');
-  setTimeout(() => ac.abort(reason), 300);
+  const running = sbx.exec('sleep 301 & sleep 300', { timeoutMs: 60_000, signal: ac.signal });
+  running.catch(() => undefined); // awaited below, once aborted
+  assert.ok(await waitFor(() => fake.processes(sbx.id).some((p) => p.includes('sleep 300')), 10_000), `the command runs before the abort; processes: ${JSON.stringify(fake.processes(sbx.id))}`);
+  ac.abort(reason);
   const t0 = Date.now();
-  await assert.rejects(sbx.exec('sleep 301 & sleep 300', { timeoutMs: 60_000, signal: ac.signal }), (e) => e === reason);
-  assert.ok(Date.now() - t0 < 6000, "Date.now() - t0 < 6000");
+  await assert.rejects(running, (e) => e === reason);
+  assert.ok(Date.now() - t0 < 6000, `the abort rejects within 6 s, not at the 60 s timeout: took ${Date.now() - t0} ms`);
   const ps = await sbx.exec('ps -o args | grep -c "[s]leep 30[01]"', { timeoutMs: 10_000 });
   assert.equal(ps.stdout, '0\n');
   await assert.rejects(sbx.exec('true', { timeoutMs: 1000, signal: ac.signal }), (e) => e === reason);
@@ -206,7 +210,7 @@ for (const [status, hint] of [
 test('a 429 with a short Retry-After is retried by the SDK', async () => {
   fake.failCreate(429, { code: 429, message: 'slow down' }, { 'Retry-After': '1' });
   const sbx = await create();
-  assert.ok(fake.sandboxes().some((s) => s.id === sbx.id), "fake.sandboxes().some((s) => s.id === sbx.id)");
+  assert.ok(fake.sandboxes().some((s) => s.id === sbx.id), `sandbox ${sbx.id} is alive at E2B; alive: ${JSON.stringify(fake.sandboxes().map((s) => s.id))}`);
 });
 
 test('an unreachable E2B is SANDBOX_ERROR with a network hint', async () => {
@@ -223,7 +227,7 @@ test('a sandbox that vanishes mid-run is SANDBOX_LOST, without hanging', async (
   const sbx = await create();
   const running = sbx.exec('sleep 300', { timeoutMs: 60_000 });
   running.catch(() => undefined); // it fails while we are still busy vanishing the sandbox
-  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(await waitFor(() => fake.processes(sbx.id).some((p) => p.includes('sleep 300')), 10_000), `the command runs before the sandbox vanishes; processes: ${JSON.stringify(fake.processes(sbx.id))}`);
   const t0 = Date.now();
   await fake.vanish(sbx.id);
   await rejectsWith(running, 'SANDBOX_LOST');
@@ -251,7 +255,7 @@ test('destroy is idempotent and never throws', async () => {
   const sbx = await create();
   await Promise.all([sbx.destroy(), sbx.destroy()]);
   await sbx.destroy();
-  assert.ok(!fake.sandboxes().some((s) => s.id === sbx.id), "!fake.sandboxes().some((s) => s.id === sbx.id)");
+  assert.ok(!fake.sandboxes().some((s) => s.id === sbx.id), `sandbox ${sbx.id} is gone at E2B after destroy`);
   assert.equal(fake.requests.filter((r) => r.method === 'DELETE' && r.path === `/sandboxes/${sbx.id}`).length, 1);
   await rejectsWith(sbx.exec('true', { timeoutMs: 5000 }), 'SANDBOX_LOST');
 });
@@ -261,25 +265,23 @@ test('aborting a create rejects at once and the late sandbox is killed', async (
   try {
     const ac = new AbortController();
     const reason = new Error('shutdown');
-    const t0 = Date.now();
     const p = create('run_abort', { signal: ac.signal });
-    setTimeout(() => ac.abort(reason), 200);
+    p.catch(() => undefined); // awaited below, once aborted
+    const createOf = () => fake.requests.find((r) => r.path === '/v2/sandboxes' && (r.body as any)?.metadata?.[E2B_META_RUN] === 'run_abort');
+    assert.ok(await waitFor(() => createOf() !== undefined, 5000), 'the create reached E2B before the abort');
+    const t0 = Date.now();
+    ac.abort(reason);
     await assert.rejects(p, (e) => e === reason);
-    assert.ok(Date.now() - t0 < 900, 'did not wait for the create to finish');
+    assert.ok(Date.now() - t0 < 900, `the abort rejects at once, not when the delayed create answers: took ${Date.now() - t0} ms`);
   } finally {
     fake.delayCreate(0);
   }
   // The sandbox created after the abort is killed once it arrives.
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
+  const killed = () => {
     const id = fake.requests.find((r) => r.path === '/v2/sandboxes' && (r.body as any)?.metadata?.[E2B_META_RUN] === 'run_abort')?.createdId;
-    if (id && fake.requests.some((r) => r.method === 'DELETE' && r.path === `/sandboxes/${id}`)) {
-      assert.ok(!fake.sandboxes().some((s) => s.id === id), "!fake.sandboxes().some((s) => s.id === id)");
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail('the sandbox created after the abort was not killed');
+    return id !== undefined && fake.requests.some((r) => r.method === 'DELETE' && r.path === `/sandboxes/${id}`) && !fake.sandboxes().some((s) => s.id === id);
+  };
+  assert.ok(await waitFor(killed, 10_000, 100), 'the sandbox created after the abort is killed once it arrives');
 });
 
 test('the fake records no request it could not answer', () => {

@@ -6,6 +6,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFakeAnthropic, type FakeModelServer } from './fixtures/fake-models.ts';
 import { assertWellFormedRun, readEvents } from './helpers/sse.ts';
+import { runningIn } from './helpers/docker-sandbox.ts';
 import { logLines, managedContainers, startTestServer, waitFor, type TestServer } from './helpers/server.ts';
 
 let fake: FakeModelServer;
@@ -163,7 +164,7 @@ describe('composite: the full workflow', () => {
     }
     // Both tool_use events were sent before either sandbox was ready, and the two creations overlapped in time.
     const firstCreated = events.findIndex((e) => e.subtype === 'sandbox_created' && e.sandbox !== 'main');
-    assert.ok(events.indexOf(spawnB.use) < firstCreated, "events.indexOf(spawnB.use) < firstCreated");
+    assert.ok(events.indexOf(spawnB.use) < firstCreated, `the second spawn's tool_use (event ${events.indexOf(spawnB.use)}) comes before the first secondary sandbox_created (event ${firstCreated})`);
     const interval = (name: string) => {
       const line = logLines.find((l) => l.msg === 'sandbox created' && l.runId === runId && l.sandbox === name);
       assert.ok(line, `a log line for sandbox ${name}`);
@@ -515,15 +516,19 @@ describe('composite: ending a run with secondaries alive', () => {
       text += dec.decode(value, { stream: true });
     }
     const instance = s.app.store.instanceId;
-    assert.equal((await managedContainers(instance)).length, 2, 'main and w exist');
-    // Let the sleeps start inside the sandboxes.
-    await new Promise((r) => setTimeout(r, 500));
+    const containers = await managedContainers(instance);
+    assert.equal(containers.length, 2, 'main and w exist');
+    // Go away once both sleeps run inside the sandboxes.
+    const sleeping = async () => (await Promise.all(containers.map((c) => runningIn(c.Id, 'sleep 60')))).every(Boolean);
+    assert.ok(await waitFor(sleeping, 10_000), 'sleep 60 runs in both sandboxes before the disconnect');
     const t0 = Date.now();
     ctl.abort();
-    assert.ok(await waitFor(async () => (await managedContainers(instance)).length === 0, 2000, 25), 'every container gone within 2 s');
+    let left = -1;
+    assert.ok(await waitFor(async () => (left = (await managedContainers(instance)).length) === 0, 2000, 25), `every container gone within 2 s of the disconnect; ${left} left`);
     const took = Date.now() - t0;
-    assert.ok(took <= 2500, `took ${took} ms`);
-    assert.ok(await waitFor(async () => (await row(s, runId)).status !== 'running', 3000), "await waitFor(async () => (await row(s, runId)).status !== 'running', 3000)");
+    assert.ok(took <= 2500, `every container gone within 2 s of the disconnect: took ${took} ms`);
+    let status = '';
+    assert.ok(await waitFor(async () => (status = (await row(s, runId)).status) !== 'running', 3000), `the run's row is closed after the disconnect; still ${status}`);
     const r = await row(s, runId);
     assert.equal(r.status, 'cancelled');
     assert.equal(r.sandboxCount, 2);
@@ -551,11 +556,13 @@ describe('composite: ending a run with secondaries alive', () => {
     ctl.abort();
     const instance = s.app.store.instanceId;
     assert.ok(await waitFor(async () => (await managedContainers(instance)).length === 0, 2000, 25), 'every container gone within 2 s');
-    assert.ok(await waitFor(async () => (await row(s, runId)).status !== 'running', 3000), "await waitFor(async () => (await row(s, runId)).status !== 'running', 3000)");
+    let status = '';
+    assert.ok(await waitFor(async () => (status = (await row(s, runId)).status) !== 'running', 3000), `the run's row is closed after the disconnect; still ${status}`);
     assert.equal((await row(s, runId)).status, 'cancelled');
-    // Nothing shows up later either (a creation that finished after the disconnect is destroyed, not kept).
+    // Nothing shows up later either: a creation the engine finishes after the abort reached it is destroyed,
+    // not kept. The wait is the test (there is no event for "no container will appear").
     await new Promise((r) => setTimeout(r, 1000));
-    assert.equal((await managedContainers(instance)).length, 0);
+    assert.equal((await managedContainers(instance)).length, 0, 'no container appears in the second after the run ended');
   });
 
   test('the run timeout with secondaries alive ends with TIMEOUT, secondaries destroyed before main, no container left', async () => {

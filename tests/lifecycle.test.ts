@@ -33,16 +33,18 @@ describe('graceful shutdown (SIGTERM)', () => {
     const db = join(dir, 'shutdown.db');
     fake.setScript([{ toolCalls: [{ name: 'bash', input: { command: 'echo started' } }] }, { hang: true }]);
     const child = await spawnServer({ ...modelEnv(), SANDCASTER_DB: db, SANDCASTER_SHUTDOWN_GRACE_SECONDS: '2' });
+    const requestsBefore = fake.requests.length;
     const res = await post(child.url, { prompt: 'x', model: 'haiku' });
     const runId = res.headers.get('x-run-id')!;
     const reader = readEvents(res);
     assert.ok(await waitFor(async () => (await managedContainers(child.instanceId)).length === 1, 10_000), 'sandbox running');
-    await new Promise((r) => setTimeout(r, 300));
+    // SIGTERM once the run waits on its (hanging) second model call, past its tool call.
+    assert.ok(await waitFor(() => fake.requests.length === requestsBefore + 2, 10_000), `the run made its second model call; made ${fake.requests.length - requestsBefore}`);
     const t0 = Date.now();
     child.proc.kill('SIGTERM');
-    assert.ok(await waitFor(async () => (await child.fetch('/health')).status === 503, 2000), "await waitFor(async () => (await child.fetch('/health')).status === 503, 2000)");
-    const health = await (await child.fetch('/health')).json();
-    assert.equal(health.status, 'draining');
+    let health = 0;
+    assert.ok(await waitFor(async () => (health = (await child.fetch('/health')).status) === 503, 2000), `/health answers 503 within 2 s of SIGTERM; got ${health}`);
+    assert.equal((await (await child.fetch('/health')).json()).status, 'draining');
     const refused = await post(child.url, { prompt: 'y', model: 'haiku' });
     assert.equal(refused.status, 503);
     assert.equal((await refused.json()).error.code, 'DRAINING');
@@ -58,7 +60,7 @@ describe('graceful shutdown (SIGTERM)', () => {
     store.close();
     assert.equal(row.status, 'error');
     assert.equal(row.errorCode, 'SHUTDOWN');
-    assert.ok(child.logs.some((l) => l.msg === 'draining'), "child.logs.some((l) => l.msg === 'draining')");
+    assert.ok(child.logs.some((l) => l.msg === 'draining'), `a 'draining' line is logged; messages: ${JSON.stringify(child.logs.map((l) => l.msg))}`);
   });
 
   test('a run that finishes within the grace period completes normally', async () => {
@@ -66,7 +68,7 @@ describe('graceful shutdown (SIGTERM)', () => {
     const child = await spawnServer({ ...modelEnv(), SANDCASTER_DB: join(dir, 'grace.db'), SANDCASTER_SHUTDOWN_GRACE_SECONDS: '20' });
     const res = await post(child.url, { prompt: 'x', model: 'haiku' });
     const reader = readEvents(res);
-    assert.ok(await waitFor(async () => (await managedContainers(child.instanceId)).length === 1, 10_000), "await waitFor(async () => (await managedContainers(child.instanceId)).length === 1, 10_000)");
+    assert.ok(await waitFor(async () => (await managedContainers(child.instanceId)).length === 1, 10_000), 'the run has its sandbox before SIGINT');
     child.proc.kill('SIGINT');
     const result = assertWellFormedRun(await reader);
     assert.equal(result.type, 'result');
@@ -93,7 +95,7 @@ describe('crash recovery', () => {
       const row = await (await second.fetch(`/runs/${runId}`)).json();
       assert.equal(row.status, 'error');
       assert.equal(row.errorCode, 'INTERRUPTED');
-      assert.ok(row.completedAt, "row.completedAt");
+      assert.match(row.completedAt ?? '', /^\d{4}-\d\d-\d\dT/, 'the interrupted run has a completion time');
       assert.ok(await waitFor(async () => (await managedContainers(first.instanceId)).length === 0, 10_000), 'reaped at start');
     } finally {
       second.proc.kill('SIGTERM');
@@ -140,10 +142,10 @@ describe('load limits', () => {
       assert.equal(first.status, 200);
       const second = await s.query({ prompt: 'y', model: 'haiku' });
       assert.equal(second.status, 429);
-      assert.ok(Number(second.headers.get('retry-after')) > 0, "Number(second.headers.get('retry-after')) > 0");
+      assert.ok(Number(second.headers.get('retry-after')) > 0, `the 429 says when to retry; Retry-After: ${second.headers.get('retry-after')}`);
       assert.equal((await second.json()).error.code, 'TOO_MANY_RUNS');
       ctl.abort();
-      assert.ok(await waitFor(() => s.app.runs.size === 0, 5000), "await waitFor(() => s.app.runs.size === 0, 5000)");
+      assert.ok(await waitFor(() => s.app.runs.size === 0, 5000), `the first run ends once its client leaves; ${s.app.runs.size} in flight`);
     } finally {
       await s.stop();
     }
@@ -207,7 +209,7 @@ describe('Docker engine faults', () => {
       const err = assertWellFormedRun(events);
       assert.equal(err.code, 'SANDBOX_ERROR');
       assert.ok(err.hint, 'a hint says what to do');
-      assert.ok(Date.now() - t0 < 15_000, "Date.now() - t0 < 15_000");
+      assert.ok(Date.now() - t0 < 15_000, `the run fails within 15 s, not hanging on the engine: took ${Date.now() - t0} ms`);
     } finally {
       await s.stop();
     }
@@ -249,7 +251,7 @@ describe('Docker engine faults', () => {
       const last = got.at(-1)!;
       assert.equal(last.type, 'error');
       assert.match(last.code, /^SANDBOX_(ERROR|LOST)$/);
-      assert.ok(Date.now() - t0 < 30_000, "Date.now() - t0 < 30_000");
+      assert.ok(Date.now() - t0 < 30_000, `the run ends within 30 s of losing the engine: took ${Date.now() - t0} ms`);
     } finally {
       await s.stop();
       try {

@@ -210,7 +210,7 @@ describe('delivery handling', () => {
       if (e.subtype === 'sandbox_created') sandboxId = e.sandboxId;
       if (e.type === 'tool_use') {
         webhooks = (async () => {
-          await new Promise((r) => setTimeout(r, 500));
+          assert.ok(await waitFor(() => fake.processes(sandboxId).some((p) => p.includes('sleep 60')), 10_000), `the command runs before the webhooks come; processes: ${JSON.stringify(fake.processes(sandboxId))}`);
           const meta = { [E2B_META_INSTANCE]: s.app.store.instanceId, [E2B_META_RUN]: runId };
           // Harmless lifecycle events for the same sandbox leave the run alone.
           for (const type of ['sandbox.lifecycle.updated', 'sandbox.lifecycle.paused', 'sandbox.lifecycle.resumed']) {
@@ -219,6 +219,7 @@ describe('delivery handling', () => {
             assert.ok(r.status >= 200 && r.status < 300, `${type}: status ${r.status}`);
             await r.body?.cancel();
           }
+          // The wait is the test: a run wrongly ended by those events would be gone by now.
           await new Promise((r) => setTimeout(r, 300));
           assert.ok(s.app.runs.get(runId), 'the run is still in flight after non-kill events');
           assert.ok(!seen.some((x) => x.type === 'error' || x.type === 'result'), 'no terminal event yet');

@@ -8,6 +8,7 @@ import { createClient as createOpenAI } from '../providers/openai/index.ts';
 import { ModelError, type Message, type ModelClient, type ToolSpec, type TurnRequest } from '../lib/model.ts';
 import { MODEL_PROVIDERS, type ModelProviderName } from '../lib/model-providers.ts';
 import { fakeSignature, startFakeAnthropic, startFakeOpenAI, type FakeModelServer } from './fixtures/fake-models.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const ANTHROPIC_KEY = 'sk-ant-test-0123456789abcdef-SECRET';
 const OPENAI_KEY = 'sk-test-0123456789abcdef-SECRET';
@@ -96,25 +97,28 @@ async function checkAbortMidStream(client: ModelClient, server: FakeModelServer,
 async function checkAbortBeforeHeaders(client: ModelClient, server: FakeModelServer, model: string) {
   server.setScript([{ hang: true }]);
   const ac = new AbortController();
-  setTimeout(() => ac.abort(new Error('timeout')), 50);
+  const turn = client.turn(request({ model, signal: ac.signal }), recorder().cb);
+  turn.catch(() => undefined); // awaited below, once aborted
+  assert.ok(await waitFor(() => server.requests.length === 1, 5000), 'the request reached the server before the abort');
+  ac.abort(new Error('timeout'));
   const started = Date.now();
-  await assert.rejects(client.turn(request({ model, signal: ac.signal }), recorder().cb), /^Error: timeout$/);
-  assert.ok(Date.now() - started < 500, "Date.now() - started < 500");
+  await assert.rejects(turn, /^Error: timeout$/);
+  assert.ok(Date.now() - started < 500, `the abort rejects at once, not when the server answers: took ${Date.now() - started} ms`);
   await server.waitForAborted(1);
 }
 
 /** Aborts while the SDK waits to retry a 429 (the openai SDK's back-off sleep ignores the signal). */
 async function checkAbortDuringRetry(client: ModelClient, server: FakeModelServer, model: string) {
   // The openai SDK's back-off timer outlives the abort (keeping the test process up that long): keep it short.
-  server.setScript([{ error: { status: 429, headers: { 'retry-after': '2' } } }, { text: 'too late' }]);
+  server.setScript([{ error: { status: 429, headers: { 'retry-after': '1' } } }, { text: 'too late' }]);
   const ac = new AbortController();
   const reason = new Error('stop');
-  setTimeout(() => ac.abort(reason), 100);
+  setTimeout(() => ac.abort(reason), 100); // inside the 1 s back-off the 429 asks for
   const started = Date.now();
   await assert.rejects(client.turn(request({ model, signal: ac.signal }), recorder().cb), (err) => err === reason);
-  assert.ok(Date.now() - started < 1000, `rejected after ${Date.now() - started} ms`);
-  await new Promise((r) => setTimeout(r, 50));
-  assert.equal(server.requests.length, 1, 'no retry after the abort');
+  assert.ok(Date.now() - started < 1000, `the abort rejects before the back-off ends: took ${Date.now() - started} ms`);
+  // The wait is the test: a retry that ignored the abort would come when the back-off ends.
+  assert.equal(await waitFor(() => server.requests.length > 1, 1500), false, `no retry after the abort; ${server.requests.length} requests`);
 }
 
 async function checkDroppedStream(client: ModelClient, server: FakeModelServer, model: string) {
@@ -145,7 +149,7 @@ describe('anthropic provider', () => {
     assert.equal(r.path, '/v1/messages');
     // @anthropic-ai/sdk 1.x sends the API key as a Bearer token (0.x used x-api-key).
     assert.equal(r.headers.authorization, `Bearer ${ANTHROPIC_KEY}`);
-    assert.ok(r.headers['anthropic-version'], "r.headers['anthropic-version']");
+    assert.match(String(r.headers['anthropic-version']), /^\d{4}-\d\d-\d\d$/, 'the request names the API version');
     assert.equal(r.body.stream, true);
     assert.equal(r.body.model, 'claude-sonnet-4-6');
     assert.equal(r.body.max_tokens, 16384);
@@ -225,7 +229,7 @@ describe('anthropic provider', () => {
     const first = await client.turn(request({ model: 'claude-haiku-4-5', thinkingLevel: 'medium' }), cb);
 
     assert.equal(events.map((e) => e.replace(/^think:/, '')).join(''), thinking);
-    assert.ok(events.length >= 2 && events.every((e) => e.startsWith('think:')), "events.length >= 2 && events.every((e) => e.startsWith('think:'))");
+    assert.ok(events.length >= 2 && events.every((e) => e.startsWith('think:')), `the thinking came as two or more thinking deltas and nothing else; got ${JSON.stringify(events)}`);
     const body = server.requests[0]!.body;
     assert.deepEqual(body.thinking, { type: 'enabled', budget_tokens: 8192 });
     assert.equal(body.max_tokens, 16384 + 8192);
@@ -281,14 +285,14 @@ describe('anthropic provider', () => {
     server.setScript([{ error: { status: 429, headers: h } }, { error: { status: 429, headers: h } }]);
     const client = createAnthropicClient({ provider: 'anthropic', apiKey: ANTHROPIC_KEY, baseURL: server.url, maxRetries: 1 });
     const err = await client.turn(request(), recorder().cb).catch((e) => e);
-    assert.ok(err instanceof ModelError, "err instanceof ModelError");
+    assert.ok(err instanceof ModelError, `expected a ModelError, got ${String(err)}`);
     assert.equal(err.status, 429);
     assert.match(err.message, /rate limit exceeded after 1 retry/);
-    assert.ok(err.hint, "err.hint");
+    assert.match(err.hint ?? '', /\S/, 'a rate-limit error carries a hint');
 
     server.setScript(() => ({ error: { status: 529, headers: h } }));
     const err2 = await client.turn(request(), recorder().cb).catch((e) => e);
-    assert.ok(err2 instanceof ModelError, "err2 instanceof ModelError");
+    assert.ok(err2 instanceof ModelError, `expected a ModelError, got ${String(err2)}`);
     assert.equal(err2.status, 529);
     assert.match(err2.message, /API error 529 after 1 retry/);
     assert.equal(server.requests.length, 4);
@@ -300,7 +304,7 @@ describe('anthropic provider', () => {
     server.setScript([{ error: { status: 401, body: { type: 'error', error: { type: 'authentication_error', message: `invalid x-api-key ${ANTHROPIC_KEY}` } } } }]);
     const client = createAnthropicClient({ provider: 'anthropic', apiKey: ANTHROPIC_KEY, baseURL: server.url });
     const err = await client.turn(request(), recorder().cb).catch((e) => e);
-    assert.ok(err instanceof ModelError, "err instanceof ModelError");
+    assert.ok(err instanceof ModelError, `expected a ModelError, got ${String(err)}`);
     assert.equal(err.status, 401);
     assert.match(err.message, /authentication failed: check ANTHROPIC_API_KEY/);
     noKeyIn(err, ANTHROPIC_KEY);
@@ -345,7 +349,7 @@ describe('anthropic provider', () => {
   test('an unreachable server is a ModelError with a hint', async () => {
     const client = createAnthropicClient({ provider: 'anthropic', apiKey: ANTHROPIC_KEY, baseURL: await deadURL(), maxRetries: 0 });
     const err = await client.turn(request(), recorder().cb).catch((e) => e);
-    assert.ok(err instanceof ModelError, "err instanceof ModelError");
+    assert.ok(err instanceof ModelError, `expected a ModelError, got ${String(err)}`);
     assert.equal(err.status, undefined);
     assert.match(err.message, /could not reach anthropic at 127\.0\.0\.1:\d+/);
     assert.match(err.hint ?? '', /ANTHROPIC_BASE_URL/);
@@ -434,7 +438,7 @@ describe('openai provider', () => {
       const { events, cb } = recorder();
       const res = await client.turn(request({ model: 'deepseek-reasoner' }), cb);
       const think = events.filter((e) => e.startsWith('think:'));
-      assert.ok(think.length >= 2, "think.length >= 2");
+      assert.ok(think.length >= 2, `the reasoning came as two or more thinking deltas; got ${JSON.stringify(events)}`);
       assert.equal(think.map((e) => e.slice(6)).join(''), thinking);
       assert.equal(events.at(-1), `text:${text}`);
       assert.equal(res.text, text);
@@ -484,7 +488,7 @@ describe('openai provider', () => {
     server.setScript(() => ({ error: { status: 503, headers: { 'retry-after': '0' } } }));
     const client = createOpenAIClient({ provider: 'openai', apiKey: OPENAI_KEY, baseURL: server.url, maxRetries: 2 });
     const err = await client.turn(request({ model: 'gpt-4o' }), recorder().cb).catch((e) => e);
-    assert.ok(err instanceof ModelError, "err instanceof ModelError");
+    assert.ok(err instanceof ModelError, `expected a ModelError, got ${String(err)}`);
     assert.equal(err.status, 503);
     assert.match(err.message, /openai API error 503 after 2 retries/);
     assert.equal(server.requests.length, 3);
@@ -497,7 +501,7 @@ describe('openai provider', () => {
     for (const [provider, variable] of [['openai', 'OPENAI_API_KEY'], ['google', 'GOOGLE_API_KEY']] as const) {
       const client = createOpenAIClient({ provider, apiKey: OPENAI_KEY, baseURL: server.url });
       const err = await client.turn(request({ model: 'gpt-4o' }), recorder().cb).catch((e) => e);
-      assert.ok(err instanceof ModelError, "err instanceof ModelError");
+      assert.ok(err instanceof ModelError, `expected a ModelError, got ${String(err)}`);
       assert.equal(err.status, 401);
       assert.match(err.message, new RegExp(`authentication failed: check ${variable}`));
       noKeyIn(err, OPENAI_KEY);
@@ -569,7 +573,7 @@ describe('openai provider', () => {
   test('an unreachable server is a ModelError with a hint', async () => {
     const client = createOpenAIClient({ provider: 'openrouter', apiKey: OPENAI_KEY, baseURL: await deadURL(), maxRetries: 0 });
     const err = await client.turn(request({ model: 'openai/gpt-4o' }), recorder().cb).catch((e) => e);
-    assert.ok(err instanceof ModelError, "err instanceof ModelError");
+    assert.ok(err instanceof ModelError, `expected a ModelError, got ${String(err)}`);
     assert.match(err.message, /could not reach openrouter at 127\.0\.0\.1:\d+/);
     assert.match(err.hint ?? '', /OPENROUTER_BASE_URL/);
   });

@@ -71,7 +71,7 @@ describe('EventStream (docs/api.md#event-stream)', () => {
       assert.equal(lines.length, 3, `block ${i + 1} has exactly three lines: ${JSON.stringify(lines)}`);
       assert.equal(lines[0], `id: ${i + 1}`);
       assert.equal(lines[1], `event: ${all[i]!.type}`);
-      assert.ok(lines[2]!.startsWith('data: '), "lines[2]!.startsWith('data: ')");
+      assert.match(lines[2]!, /^data: /, `block ${i + 1} ends with its data line`);
       const data = JSON.parse(lines[2]!.slice('data: '.length));
       assert.deepEqual(data, all[i]!);
       assert.equal(data.type, all[i]!.type);
@@ -114,6 +114,7 @@ describe('EventStream (docs/api.md#event-stream)', () => {
 
   test('no ping while events keep flowing', async () => {
     const { log, es, end } = logWithReader(300);
+    // The spacing is the test: 30 events 15 ms apart outlast the 300 ms heartbeat, which they must keep resetting.
     for (let i = 0; i < 30; i++) {
       log.append({ type: 'assistant', subtype: 'delta', content: String(i) });
       await sleep(15);
@@ -127,7 +128,7 @@ describe('EventStream (docs/api.md#event-stream)', () => {
   test('no ping after the stream is closed', async () => {
     const { es, end } = logWithReader(10);
     end({ type: 'result', content: 'ok' });
-    await sleep(50);
+    await sleep(50); // the wait is the test: five heartbeat intervals in which no ping may come
     const text = await readAll(es.body);
     assert.doesNotMatch(text, /: ping/);
   });
@@ -203,14 +204,14 @@ describe('decodeText', () => {
 describe('pricing', () => {
   test('an exact id is known', () => {
     const p = findPrice('claude-sonnet-4-6');
-    assert.ok(p, "p");
-    assert.ok(p.input > 0 && p.output > 0, "p.input > 0 && p.output > 0");
+    assert.ok(p, 'claude-sonnet-4-6 has a price');
+    assert.ok(p.input > 0 && p.output > 0, `input and output prices are positive; got ${JSON.stringify(p)}`);
   });
 
   test('a dated variant <id>-YYYYMMDD has the price of the id', () => {
     assert.deepEqual(findPrice('claude-sonnet-4-6-20260101'), findPrice('claude-sonnet-4-6'));
     assert.deepEqual(findPrice('claude-3-5-haiku-20241022'), findPrice('claude-3-5-haiku'));
-    assert.ok(findPrice('claude-3-5-haiku'), "findPrice('claude-3-5-haiku')");
+    assert.notEqual(findPrice('claude-3-5-haiku'), undefined, 'claude-3-5-haiku has a price (so the equality above is not undefined = undefined)');
   });
 
   test('only an 8-digit date suffix counts', () => {
@@ -258,6 +259,11 @@ describe('pricing', () => {
 
 // ---------------------------------------------------------------------------------------------------------
 describe('structured output', () => {
+  /** The compile outcome without the validator function, so a failure shows the error. */
+  const compiled = (schema: Record<string, unknown>) => {
+    const c = compileSchema(schema);
+    return c.ok ? { ok: true } : { ok: false, error: c.error };
+  };
   test('a draft-07 schema compiles and validates', () => {
     const schema = {
       $schema: 'http://json-schema.org/draft-07/schema#',
@@ -266,7 +272,7 @@ describe('structured output', () => {
       required: ['name', 'count'],
       additionalProperties: false,
     };
-    assert.ok(compileSchema(schema).ok, "compileSchema(schema).ok");
+    assert.deepEqual(compiled(schema), { ok: true }, 'the schema compiles');
     assert.equal(validateOutput(schema, { name: 'a', count: 2 }), null);
     assert.notEqual(validateOutput(schema, { name: 'a', count: -1 }), null);
     assert.notEqual(validateOutput(schema, { name: 'a', count: 1, extra: true }), null);
@@ -285,7 +291,7 @@ describe('structured output', () => {
       prefixItems: [{ type: 'string' }, { type: 'number' }],
       items: false,
     };
-    assert.ok(compileSchema(schema).ok, "compileSchema(schema).ok");
+    assert.deepEqual(compiled(schema), { ok: true }, 'the schema compiles');
     assert.equal(validateOutput(schema, ['a', 1]), null);
     assert.notEqual(validateOutput(schema, ['a', 'b']), null, 'second item must be a number');
     assert.notEqual(validateOutput(schema, ['a', 1, 2]), null, 'no items past prefixItems');
@@ -306,20 +312,20 @@ describe('structured output', () => {
     assert.equal(compileSchema({ type: 'object', properties: { a: { minimum: 'zero' } } }).ok, false);
     assert.equal(v.safeParse(outputFormatSchema, { type: 'not-a-type' }).success, false);
     const parsed = parseQuery({ prompt: 'x', outputFormat: { type: 'object', required: 'name' } });
-    assert.ok(!parsed.ok && parsed.issues.some((i) => i.path === 'outputFormat'), "!parsed.ok && parsed.issues.some((i) => i.path === 'outputFormat')");
+    assert.deepEqual(parsed.ok ? 'accepted' : parsed.issues.map((i) => i.path), ['outputFormat'], 'the query is refused with an issue at outputFormat');
   });
 
   test('the {type: "json_schema", schema} wrapper is normalised to the schema', () => {
     const schema = { type: 'object', properties: { a: { type: 'number' } } };
     const r = v.safeParse(outputFormatSchema, { type: 'json_schema', schema });
-    assert.ok(r.success, "r.success");
+    assert.ok(r.success, `the wrapper is accepted; issues: ${JSON.stringify(r.issues?.map((i) => i.message))}`);
     assert.deepEqual(r.output, schema);
   });
 
   test('validation error text names the field', () => {
     const schema = { type: 'object', properties: { user: { type: 'object', properties: { age: { type: 'integer' } } } }, required: ['title'] };
     const err = validateOutput(schema, { user: { age: 'old' } });
-    assert.ok(err, "err");
+    assert.ok(err, 'validation fails');
     assert.match(err, /user\/age/);
     assert.match(err, /title/);
   });
@@ -334,23 +340,23 @@ describe('structured output', () => {
   test('extractJson: bare JSON', () => {
     assert.deepEqual(extractJson('{"a": 1}'), { ok: true, value: { a: 1 }, text: '{"a": 1}' });
     const r = extractJson('  \n[1, 2, 3]\n ');
-    assert.ok(r.ok, "r.ok");
+    assert.ok(r.ok, `bare JSON with white space around it is found; ${JSON.stringify(r)}`);
     assert.deepEqual(r.value, [1, 2, 3]);
   });
 
   test('extractJson: a ```json fence, with text around it', () => {
     const r = extractJson('Here is the result:\n```json\n{"name": "x", "n": [1, 2]}\n```\nAnything else?');
-    assert.ok(r.ok, "r.ok");
+    assert.ok(r.ok, `the fenced JSON is found; ${JSON.stringify(r)}`);
     assert.deepEqual(r.value, { name: 'x', n: [1, 2] });
     assert.equal(r.text, '{"name": "x", "n": [1, 2]}', 'the bare JSON text, fence removed');
   });
 
   test('extractJson: a bare ``` fence and an uppercase JSON tag', () => {
     const a = extractJson('```\n{"a": true}\n```');
-    assert.ok(a.ok, "a.ok");
+    assert.ok(a.ok, `a bare fence is read; ${JSON.stringify(a)}`);
     assert.deepEqual(a.value, { a: true });
     const b = extractJson('```JSON\n{"b": null}\n```');
-    assert.ok(b.ok, "b.ok");
+    assert.ok(b.ok, `a JSON tag in capitals is read; ${JSON.stringify(b)}`);
     assert.deepEqual(b.value, { b: null });
   });
 
@@ -458,39 +464,39 @@ describe('globToRegExp', () => {
   const matches = (glob: string, path: string) => globToRegExp(glob).test(path);
 
   test('*.txt: one segment', () => {
-    assert.ok(matches('*.txt', 'a.txt'), "matches('*.txt', 'a.txt')");
-    assert.ok(matches('*.txt', '.txt'), "matches('*.txt', '.txt')");
-    assert.ok(!matches('*.txt', 'dir/a.txt'), "!matches('*.txt', 'dir/a.txt')");
-    assert.ok(!matches('*.txt', 'a.txt.bak'), "!matches('*.txt', 'a.txt.bak')");
+    assert.equal(matches('*.txt', 'a.txt'), true, '*.txt matches a.txt');
+    assert.equal(matches('*.txt', '.txt'), true, '*.txt matches .txt');
+    assert.equal(matches('*.txt', 'dir/a.txt'), false, '*.txt does not match dir/a.txt');
+    assert.equal(matches('*.txt', 'a.txt.bak'), false, '*.txt does not match a.txt.bak');
     assert.ok(!matches('*.txt', 'atxt'), 'the dot is literal');
   });
 
   test('**/*.js: any depth, including none', () => {
-    assert.ok(matches('**/*.js', 'x.js'), "matches('**/*.js', 'x.js')");
-    assert.ok(matches('**/*.js', 'a/x.js'), "matches('**/*.js', 'a/x.js')");
-    assert.ok(matches('**/*.js', 'a/b/c/x.js'), "matches('**/*.js', 'a/b/c/x.js')");
-    assert.ok(!matches('**/*.js', 'x.jsx'), "!matches('**/*.js', 'x.jsx')");
-    assert.ok(!matches('**/*.js', 'a/x.json'), "!matches('**/*.js', 'a/x.json')");
+    assert.equal(matches('**/*.js', 'x.js'), true, '**/*.js matches x.js');
+    assert.equal(matches('**/*.js', 'a/x.js'), true, '**/*.js matches a/x.js');
+    assert.equal(matches('**/*.js', 'a/b/c/x.js'), true, '**/*.js matches a/b/c/x.js');
+    assert.equal(matches('**/*.js', 'x.jsx'), false, '**/*.js does not match x.jsx');
+    assert.equal(matches('**/*.js', 'a/x.json'), false, '**/*.js does not match a/x.json');
   });
 
   test('a/**: everything under a', () => {
-    assert.ok(matches('a/**', 'a/b'), "matches('a/**', 'a/b')");
-    assert.ok(matches('a/**', 'a/b/c.txt'), "matches('a/**', 'a/b/c.txt')");
-    assert.ok(!matches('a/**', 'ab/c'), "!matches('a/**', 'ab/c')");
-    assert.ok(!matches('a/**', 'b/a/c'), "!matches('a/**', 'b/a/c')");
+    assert.equal(matches('a/**', 'a/b'), true, 'a/** matches a/b');
+    assert.equal(matches('a/**', 'a/b/c.txt'), true, 'a/** matches a/b/c.txt');
+    assert.equal(matches('a/**', 'ab/c'), false, 'a/** does not match ab/c');
+    assert.equal(matches('a/**', 'b/a/c'), false, 'a/** does not match b/a/c');
   });
 
   test('?: exactly one character within a segment', () => {
-    assert.ok(matches('file?.md', 'file1.md'), "matches('file?.md', 'file1.md')");
-    assert.ok(!matches('file?.md', 'file12.md'), "!matches('file?.md', 'file12.md')");
-    assert.ok(!matches('file?.md', 'file.md'), "!matches('file?.md', 'file.md')");
-    assert.ok(!matches('file?.md', 'file/.md'), "!matches('file?.md', 'file/.md')");
+    assert.equal(matches('file?.md', 'file1.md'), true, 'file?.md matches file1.md');
+    assert.equal(matches('file?.md', 'file12.md'), false, 'file?.md does not match file12.md');
+    assert.equal(matches('file?.md', 'file.md'), false, 'file?.md does not match file.md');
+    assert.equal(matches('file?.md', 'file/.md'), false, 'file?.md does not match file/.md');
   });
 
   test('regex metacharacters are literal', () => {
-    assert.ok(matches('a+b(1)[x].txt', 'a+b(1)[x].txt'), "matches('a+b(1)[x].txt', 'a+b(1)[x].txt')");
-    assert.ok(!matches('a+b.txt', 'aab.txt'), "!matches('a+b.txt', 'aab.txt')");
-    assert.ok(matches('src/$name^.ts', 'src/$name^.ts'), "matches('src/$name^.ts', 'src/$name^.ts')");
+    assert.equal(matches('a+b(1)[x].txt', 'a+b(1)[x].txt'), true, 'a+b(1)[x].txt matches a+b(1)[x].txt');
+    assert.equal(matches('a+b.txt', 'aab.txt'), false, 'a+b.txt does not match aab.txt');
+    assert.equal(matches('src/$name^.ts', 'src/$name^.ts'), true, 'src/$name^.ts matches src/$name^.ts');
   });
 });
 
@@ -514,7 +520,7 @@ describe('normaliseUploadPath', () => {
     test(`${JSON.stringify(input)} is refused`, () => {
       const r = normaliseUploadPath(input);
       assert.equal(typeof r, 'object', `got ${JSON.stringify(r)}`);
-      assert.ok(typeof r === 'object' && r.error.length > 0, "typeof r === 'object' && r.error.length > 0");
+      assert.match(typeof r === 'object' ? r.error : '', /\S/, 'the refusal says why');
     });
   }
 });
@@ -527,8 +533,13 @@ describe('parseQuery', () => {
   };
   const issues = (body: unknown) => {
     const r = parseQuery(body);
-    assert.ok(!r.ok, 'expected a 400');
+    assert.ok(!r.ok, `expected a 400, got ${JSON.stringify(r.ok && r.value)}`);
     return r.issues;
+  };
+  /** The body is refused with an issue naming `path` (among others). */
+  const issueAt = (body: unknown, path: string | RegExp) => {
+    const paths = issues(body).map((i) => i.path);
+    assert.ok(paths.some((p) => (typeof path === 'string' ? p === path : path.test(p))), `expected an issue at ${path}; got issues at ${JSON.stringify(paths)}`);
   };
 
   test('a minimal body', () => {
@@ -542,15 +553,15 @@ describe('parseQuery', () => {
   });
 
   test('prompt rules and unknown fields name the field', () => {
-    assert.ok(issues({}).some((i) => i.path === 'prompt'), "issues({}).some((i) => i.path === 'prompt')");
-    assert.ok(issues({ prompt: '' }).some((i) => i.path === 'prompt'), "issues({ prompt: '' }).some((i) => i.path === 'prompt')");
-    assert.ok(issues({ prompt: ' \n\t ' }).some((i) => i.path === 'prompt'), "issues({ prompt: ' \\n\\t ' }).some((i) => i.path === 'prompt')");
-    assert.ok(issues({ prompt: 'x'.repeat(1_000_001) }).some((i) => i.path === 'prompt'), "issues({ prompt: 'x'.repeat(1_000_001) }).some((i) => i.path === 'prompt')");
-    assert.ok(ok({ prompt: 'x'.repeat(1_000_000) }), "ok({ prompt: 'x'.repeat(1_000_000) })");
-    assert.ok(issues({ prompt: 'x', bogus: 1 }).some((i) => i.path === 'bogus'), "issues({ prompt: 'x', bogus: 1 }).some((i) => i.path === 'bogus')");
-    assert.ok(issues({ prompt: 'x', maxTurns: 0 }).some((i) => i.path === 'maxTurns'), "issues({ prompt: 'x', maxTurns: 0 }).some((i) => i.path === 'maxTurns')");
-    assert.ok(issues({ prompt: 'x', timeout: 3601 }).some((i) => i.path === 'timeout'), "issues({ prompt: 'x', timeout: 3601 }).some((i) => i.path === 'timeout')");
-    assert.ok(issues({ prompt: 'x', provider: 'mistral' }).some((i) => i.path === 'provider'), "issues({ prompt: 'x', provider: 'mistral' }).some((i) => i.path === 'provider')");
+    issueAt({}, 'prompt');
+    issueAt({ prompt: '' }, 'prompt');
+    issueAt({ prompt: ' \n\t ' }, 'prompt');
+    issueAt({ prompt: 'x'.repeat(1_000_001) }, 'prompt');
+    assert.equal(ok({ prompt: 'x'.repeat(1_000_000) }).prompt.length, 1_000_000, 'a prompt of exactly 1,000,000 characters is accepted');
+    issueAt({ prompt: 'x', bogus: 1 }, 'bogus');
+    issueAt({ prompt: 'x', maxTurns: 0 }, 'maxTurns');
+    issueAt({ prompt: 'x', timeout: 3601 }, 'timeout');
+    issueAt({ prompt: 'x', provider: 'mistral' }, 'provider');
   });
 
   test('object-form files: {"path": "text"}', () => {
@@ -578,21 +589,21 @@ describe('parseQuery', () => {
   });
 
   test('invalid base64 names the content field', () => {
-    assert.ok(issues({ prompt: 'x', files: [{ path: 'a', content: 'not base64!!', encoding: 'base64' }] }).some((i) => i.path === 'files[0].content'), "issues({ prompt: 'x', files: [{ path: 'a', content: 'not base64!!', encoding: 'base64' }] }).some...");
+    issueAt({ prompt: 'x', files: [{ path: 'a', content: 'not base64!!', encoding: 'base64' }] }, 'files[0].content');
   });
 
   test('bad paths and duplicates after normalising name the item', () => {
-    assert.ok(issues({ prompt: 'x', files: [{ path: '../etc/passwd', content: '' }] }).some((i) => i.path === 'files[0].path'), "issues({ prompt: 'x', files: [{ path: '../etc/passwd', content: '' }] }).some((i) => i.path === '...");
-    assert.ok(issues({ prompt: 'x', files: [{ path: 'a.txt', content: '1' }, { path: './a.txt', content: '2' }] }).some((i) => i.path === 'files[1].path'), "issues({ prompt: 'x', files: [{ path: 'a.txt', content: '1' }, { path: './a.txt', content: '2' }]...");
-    assert.ok(issues({ prompt: 'x', files: { '/abs': 'x' } }).some((i) => i.path.startsWith('files') && i.path.endsWith('path')), "issues({ prompt: 'x', files: { '/abs': 'x' } }).some((i) => i.path.startsWith('files') && i.path....");
-    assert.ok(issues({ prompt: 'x', files: [{ path: 'a', content: 'x', extra: 1 }] }).some((i) => i.path === 'files[0].extra'), "issues({ prompt: 'x', files: [{ path: 'a', content: 'x', extra: 1 }] }).some((i) => i.path === 'f...");
-    assert.ok(issues({ prompt: 'x', files: [{ path: 'a', content: 'x', encoding: 'hex' }] }).some((i) => i.path === 'files[0].encoding'), "issues({ prompt: 'x', files: [{ path: 'a', content: 'x', encoding: 'hex' }] }).some((i) => i.path...");
+    issueAt({ prompt: 'x', files: [{ path: '../etc/passwd', content: '' }] }, 'files[0].path');
+    issueAt({ prompt: 'x', files: [{ path: 'a.txt', content: '1' }, { path: './a.txt', content: '2' }] }, 'files[1].path');
+    issueAt({ prompt: 'x', files: { '/abs': 'x' } }, /^files.*path$/);
+    issueAt({ prompt: 'x', files: [{ path: 'a', content: 'x', extra: 1 }] }, 'files[0].extra');
+    issueAt({ prompt: 'x', files: [{ path: 'a', content: 'x', encoding: 'hex' }] }, 'files[0].encoding');
   });
 
   test('at most 20 files', () => {
     const files = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`f${i}.txt`, String(i)]));
     assert.equal(ok({ files: files(20) }).files.length, 20);
-    assert.ok(issues({ prompt: 'x', files: files(21) }).some((i) => i.path === 'files'), "issues({ prompt: 'x', files: files(21) }).some((i) => i.path === 'files')");
+    issueAt({ prompt: 'x', files: files(21) }, 'files');
   });
 
   test('at most 10 MiB decoded in total, counted after base64 decoding', () => {
@@ -607,14 +618,13 @@ describe('parseQuery', () => {
     });
     assert.equal(exact.files.reduce((n, f) => n + f.bytes.length, 0), 10 * 1024 * 1024);
     // One byte more: refused.
-    const over = issues({
+    issueAt({
       prompt: 'x',
       files: [
         { path: 'a.bin', content: Buffer.alloc(half, 1).toString('base64'), encoding: 'base64' },
         { path: 'b.txt', content: 'b'.repeat(half + 1) },
       ],
-    });
-    assert.ok(over.some((i) => i.path === 'files'), "over.some((i) => i.path === 'files')");
+    }, 'files');
   });
 });
 
@@ -643,10 +653,10 @@ describe('RunStore (docs/api.md#run-records)', () => {
     const path = freshPath();
     const s = new RunStore(path);
     try {
-      assert.ok(existsSync(path), "existsSync(path)");
+      assert.ok(existsSync(path), `the database file exists at ${path}`);
       s.insert(run('run_a', '2026-01-01T00:00:00.000Z'));
       const r = s.get('run_a');
-      assert.ok(r, "r");
+      assert.ok(r, 'run_a is found right after its insert');
       assert.equal(r.status, 'running');
       assert.equal(r.prompt, 'prompt run_a');
       assert.equal(r.model, 'claude-sonnet-4-6');
@@ -763,7 +773,7 @@ describe('RunStore (docs/api.md#run-records)', () => {
         const r = t.get(id)!;
         assert.equal(r.status, 'error');
         assert.equal(r.errorCode, 'INTERRUPTED');
-        assert.ok(r.error && r.error.length > 0, "r.error && r.error.length > 0");
+        assert.match(r.error ?? '', /\S/, `${id} says why it was interrupted`);
         assert.equal(r.completedAt, '2026-01-02T00:00:00.000Z');
       }
       const done = t.get('run_done')!;
@@ -795,14 +805,14 @@ describe('RunStore (docs/api.md#run-records)', () => {
 describe('edge cases', () => {
   test('extractJson accepts a fence on one line', () => {
     const r = extractJson('here: ```json {"a":1}```');
-    assert.ok(r.ok, "r.ok");
+    assert.ok(r.ok, `a one-line fence is read; ${JSON.stringify(r)}`);
     assert.deepEqual(r.ok && r.value, { a: 1 });
   });
 
   test('truncateMiddle never splits a surrogate pair', () => {
     const text = 'a'.repeat(14_999) + '😀'.repeat(20_000);
     const out = truncateMiddle(text);
-    assert.ok(!out.includes('\uFFFD'), "!out.includes('\\uFFFD')");
+    assert.ok(!out.includes('\uFFFD'), `no replacement character in the truncated text (at ${out.indexOf('\uFFFD')})`);
     assert.ok(!/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(out), 'no lone surrogate');
     const omitted = Number(/\[\.\.\. (\d+) characters omitted \.\.\.\]/.exec(out)![1]);
     const marker = `\n[... ${omitted} characters omitted ...]\n`;

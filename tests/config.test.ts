@@ -71,7 +71,7 @@ describe('defaults', () => {
       { memoryMb: c.sandboxes.docker.memoryMb, cpus: c.sandboxes.docker.cpus, pidsLimit: c.sandboxes.docker.pidsLimit, network: c.sandboxes.docker.network, user: c.sandboxes.docker.user, diskMb: c.sandboxes.docker.diskMb, ro: c.sandboxes.docker.readOnlyRootfs },
       { memoryMb: 1024, cpus: 1, pidsLimit: 256, network: 'none', user: '1000:1000', diskMb: 1024, ro: true },
     );
-    assert.ok(c.sandboxes.docker.image.length > 0, "c.sandboxes.docker.image.length > 0");
+    assert.match(c.sandboxes.docker.image, /\S/, 'a default Docker image is set');
     assert.deepEqual(c.keys, { anthropic: undefined, openai: undefined, google: undefined, openrouter: undefined });
     assert.deepEqual(c.baseUrls, {});
   });
@@ -252,7 +252,7 @@ describe('precedence: flag > env > sandcaster.json > default', () => {
 
   test('composite block: the documented defaults fill what the file leaves out', () => {
     const c = load({ composite: {} });
-    assert.ok(c.defaults.composite, "c.defaults.composite");
+    assert.ok(c.defaults.composite, 'an empty composite block still gives composite defaults');
     assert.equal(c.defaults.composite.maxSandboxes, 3);
     assert.equal(c.defaults.composite.maxTotalSpawns, 10);
     // docs/configuration.md#composite-runs: allowedProviders defaults to all *configured* providers.

@@ -74,7 +74,8 @@ describe('artifacts', () => {
     assert.equal(same.content, 'same', 'a changed upload is sent even when its size is unchanged');
     // file events come before the sandbox is destroyed and before the result.
     const lastFile = events.lastIndexOf(out.at(-1)!);
-    assert.ok(lastFile < events.findIndex((e) => e.subtype === 'sandbox_destroyed'), "lastFile < events.findIndex((e) => e.subtype === 'sandbox_destroyed')");
+    const destroyed = events.findIndex((e) => e.subtype === 'sandbox_destroyed');
+    assert.ok(lastFile < destroyed, `the last file event (${lastFile}) comes before sandbox_destroyed (${destroyed})`);
     assert.equal((await row(res)).filesCount, 3);
   });
 
@@ -165,7 +166,7 @@ describe('structured output', () => {
     assert.deepEqual(result.structuredOutput, { answer: 7 });
     assert.equal(result.content, '{"answer":7}');
     const offered = openai.requests[n]!.body.tools.map((t: any) => t.function.name);
-    assert.ok(offered.includes('structured_output'), "offered.includes('structured_output')");
+    assert.ok(offered.includes('structured_output'), `the structured_output tool is offered to the model; offered ${JSON.stringify(offered)}`);
   });
 
   test('an invalid answer is sent back with the errors and corrected on the next try', async () => {
@@ -268,7 +269,7 @@ describe('thinking', () => {
     const events = await readEvents(await s.query({ prompt: 'x', model: 'gpt-4o', thinkingLevel: 'low' }));
     assertWellFormedRun(events);
     const w = events.find((e) => e.type === 'warning' && e.code === 'THINKING_UNSUPPORTED');
-    assert.ok(w, "w");
+    assert.ok(w, `a THINKING_UNSUPPORTED warning is streamed; got ${JSON.stringify(events.filter((e) => e.type === 'warning'))}`);
     assert.equal(openai.requests[n]!.body.reasoning_effort, undefined);
   });
 });

@@ -158,7 +158,7 @@ describe('a full run per model family on E2B', () => {
       assert.equal(result.inputTokens, 450);
       assert.equal(result.outputTokens, 35);
       assert.equal(typeof result.costUsd, 'number');
-      assert.ok(result.durationSecs > 0, 'durationSecs');
+      assert.ok(result.durationSecs > 0, `the result carries a positive duration; got ${result.durationSecs}`);
 
       // The model saw the tool results, and got the key only in its auth header.
       const reqs = model.requests.slice(before);

@@ -50,6 +50,8 @@ export interface Sandbox {
   /** Provider-level id (container id, E2B sandbox id). */
   readonly id: string;
   readonly provider: SandboxProviderName;
+  /** True when WORKSPACE is known to hold nothing before the server's uploads (no listing is needed to tell what the run made). */
+  readonly startsEmpty?: boolean;
   exec(command: string, opts: ExecOptions): Promise<ExecResult>;
   /** Absolute path; parent folders are created; the file ends up owned by the sandbox user. Aborting the signal stops it and rejects with the signal's reason. */
   writeFile(path: string, data: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void>;

@@ -11,6 +11,8 @@ import { parseUser } from './spec.ts';
 
 export class DockerSandbox implements Sandbox {
   readonly provider = 'docker' as const;
+  /** /workspace is a fresh tmpfs that copies nothing from the image (spec.ts), so it starts empty. */
+  readonly startsEmpty = true;
   readonly id: string;
   private readonly target: Target;
   private readonly owner: { uid: number; gid: number };

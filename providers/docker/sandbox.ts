@@ -2,7 +2,8 @@
 // run as the sandbox user through exec (exec.ts, files.ts); only the server's uploads use the archive API.
 import type Docker from 'dockerode';
 import { log } from '../../lib/log.ts';
-import type { ExecOptions, ExecResult, FileEntry, PlacedFile, Sandbox } from '../../lib/sandbox.ts';
+import { WORKSPACE, type ExecOptions, type ExecResult, type FileEntry, type PlacedFile, type Sandbox } from '../../lib/sandbox.ts';
+import type { ControlChannel } from './control.ts';
 import type { Engine } from './engine.ts';
 import { execCommand, type Target } from './exec.ts';
 import * as files from './files.ts';
@@ -26,6 +27,8 @@ export class DockerSandbox implements Sandbox {
     private readonly volume: string | undefined,
     user: string,
     private readonly removeMs = REMOVE_TIMEOUT_MS,
+    /** Answers the /workspace listing without an exec (control.ts); absent when the engine refused the attach. */
+    private readonly control?: ControlChannel,
   ) {
     this.id = container.id;
     this.target = { engine, container, name, user };
@@ -44,7 +47,11 @@ export class DockerSandbox implements Sandbox {
     return files.readFile(this.target, path, opts);
   }
 
-  list(path: string, opts?: { signal?: AbortSignal }): Promise<FileEntry[]> {
+  async list(path: string, opts?: { signal?: AbortSignal }): Promise<FileEntry[]> {
+    if (this.control && files.absolute(path) === WORKSPACE) {
+      const entries = await this.control.list(opts?.signal);
+      if (entries) return entries;
+    }
     return files.list(this.target, path, opts?.signal);
   }
 
@@ -55,6 +62,7 @@ export class DockerSandbox implements Sandbox {
   /** Idempotent and bounded in time; a failure leaves the labelled container to the reaper. */
   destroy(): Promise<void> {
     if (this.destroyed) return Promise.resolve();
+    this.control?.close();
     this.destroying ??= removeSandbox(this.engine, this.name, this.volume, this.removeMs).then(
       () => {
         this.destroyed = true;

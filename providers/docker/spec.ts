@@ -2,13 +2,8 @@
 // Exported for the benchmark floor, which must create exactly the container the provider creates.
 import type Docker from 'dockerode';
 import { WORKSPACE, type DockerSettings } from '../../lib/sandbox.ts';
+import { KEEPALIVE } from './control.ts';
 
-/**
- * Keeps the container alive with nothing but sh: `read` blocks on stdin, a pipe the engine holds open
- * because of OpenStdin (busybox-only images may lack a `sleep` on PATH). Init: true puts docker-init in
- * front as PID 1 to reap zombies.
- */
-const KEEPALIVE = ['/bin/sh', '-c', 'read _'];
 
 /** Parses "uid" or "uid:gid" (lib/config.ts only lets numeric values through); tar headers and mounts need numbers. */
 export function parseUser(user: string): { uid: number; gid: number } {
@@ -129,6 +124,8 @@ export function containerSpec(
   return {
     name: c.name,
     Image: c.image,
+    // The keep-alive (control.ts) waits on stdin, a pipe the engine holds open because of OpenStdin; Init puts
+    // docker-init in front as PID 1 to reap zombies.
     Cmd: KEEPALIVE,
     OpenStdin: true,
     User: settings.user,

@@ -11,6 +11,7 @@
 // of the queue and are retried with a backoff. A worker that dies is replaced on the next attempt.
 import { Worker } from 'node:worker_threads';
 import { writeOps, type RowStore } from './event-rows.ts';
+import { sleep } from './abort.ts';
 import { log } from './log.ts';
 import type { RowWrite } from './store.ts';
 
@@ -145,7 +146,7 @@ export class EventWriter {
     const until = Date.now() + CLOSE_WAIT_MS;
     while ((this.queue.length || this.inFlight) && Date.now() < until) {
       if (!this.inFlight) this.send();
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
       if (this.failures > 0 && !this.inFlight) break; // the database refuses: what is left is lost
     }
     if (this.queue.length || this.inFlight) {

@@ -159,6 +159,11 @@ export class EventWriter {
   private schedule(ms: number): void {
     if (this.closing || this.inFlight) return; // the reply schedules what came meanwhile
     if (this.timer && ms > 0) return;
+    this.sendIn(ms);
+  }
+
+  /** (Re)arms the one send timer. */
+  private sendIn(ms: number): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -246,13 +251,7 @@ export class EventWriter {
     if (this.failures === 1 || this.failures % 30 === 0) {
       log.error('could not store events and run rows; kept in memory and retried', { error, failedAttempts: this.failures, pendingBytes: this.bytes, retryMs: delay });
     }
-    if (!this.closing) {
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.send();
-      }, delay);
-    }
+    if (!this.closing) this.sendIn(delay);
     const owners = new Set<BatchOwner>();
     for (const op of ops) if ('owner' in op) owners.add(op.owner);
     for (const owner of owners) owner.storageFailed();

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { log } from '../../lib/log.ts';
 import { SandboxError, type CreateOptions, type DockerSettings, type RuntimeStatus, type Sandbox, type SandboxProvider } from '../../lib/sandbox.ts';
-import { createEngine, engineClient, engineMessage, PING_TIMEOUT_MS, status, throwIfAborted, toSandboxError } from './engine.ts';
+import { createEngine, engineClient, engineMessage, PING_TIMEOUT_MS, status, toSandboxError } from './engine.ts';
 import { engineFacts, type EngineFacts } from './facts.ts';
 import { ControlChannel } from './control.ts';
 import { createPuller } from './pull.ts';
@@ -76,7 +76,7 @@ export function createDockerProvider(settings: DockerSettings, opts: DockerProvi
   }
 
   async function create(o: CreateOptions): Promise<Sandbox> {
-    throwIfAborted(o.signal);
+    o.signal?.throwIfAborted();
     const image = o.image ?? settings.image;
     const name = `sandcaster-${slug(o.runId)}-${randomBytes(4).toString('hex')}`;
     const volume = `${name}-workspace`;
@@ -97,10 +97,10 @@ export function createDockerProvider(settings: DockerSettings, opts: DockerProvi
       } catch (err) {
         if (status(err) !== 404 || !/no such image|image not known/i.test(engineMessage((err as SandboxError).cause))) throw err;
         await puller.pull(image, { signal: o.signal, onEvent: o.onImagePull });
-        throwIfAborted(o.signal);
+        o.signal?.throwIfAborted();
         container = await createContainer(spec);
       }
-      throwIfAborted(o.signal);
+      o.signal?.throwIfAborted();
       // Never run a sandbox with fewer limits than asked: rootless Podman on cgroup v1 drops them without an error.
       const inspected = await call('inspect container', (s) => container.inspect({ abortSignal: s }), { signal: o.signal });
       const dropped = droppedLimits(hardened, inspected);
@@ -121,7 +121,7 @@ export function createDockerProvider(settings: DockerSettings, opts: DockerProvi
       const opening = f.podman ? Promise.resolve(undefined) : ControlChannel.open({ engine, container, name, user: settings.user });
       try {
         await call('start container', (s) => container.start({ abortSignal: s }), { signal: o.signal });
-        throwIfAborted(o.signal);
+        o.signal?.throwIfAborted();
       } catch (err) {
         void opening.then((c) => c?.close());
         throw err;

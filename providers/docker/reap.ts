@@ -1,8 +1,9 @@
 // Removing sandboxes: one removal bounded in time as a whole, and the reaper, which removes the orphans of an
 // instance a few at a time and goes on past any one that fails or hangs (it is tried again next round).
+import { deadline, sleep } from '../../lib/abort.ts';
 import { log } from '../../lib/log.ts';
 import { SandboxError, WORKSPACE } from '../../lib/sandbox.ts';
-import { engineMessage, sleep, status, throwIfAborted, type Engine } from './engine.ts';
+import { engineMessage, status, type Engine } from './engine.ts';
 
 /** Bound on removing one sandbox (container and volume, retries included). */
 export const REMOVE_TIMEOUT_MS = 30_000;
@@ -11,31 +12,27 @@ const REAP_CONCURRENCY = 4;
 
 /** Removes a container and its volume within `ms`; "already gone" counts as success. */
 export async function removeSandbox(engine: Engine, container: string, volume: string | undefined, ms = REMOVE_TIMEOUT_MS): Promise<void> {
-  const ac = new AbortController();
-  const timer = setTimeout(
-    () => ac.abort(new SandboxError('SANDBOX_ERROR', `removing sandbox ${container} did not finish within ${Math.round(ms / 1000)}s; it will be reaped later`)),
-    ms,
-  );
+  const limit = deadline(ms, undefined, () => new SandboxError('SANDBOX_ERROR', `removing sandbox ${container} did not finish within ${Math.round(ms / 1000)}s; it will be reaped later`));
+  const { signal } = limit;
   const { docker } = engine;
   try {
-    await engine.call('remove container', (s) => docker.getContainer(container).remove({ force: true, v: true, abortSignal: s }), { signal: ac.signal }).catch((err) => {
+    await engine.call('remove container', (s) => docker.getContainer(container).remove({ force: true, v: true, abortSignal: s }), { signal }).catch((err) => {
       if (status(err) !== 404 && !/removal of container .* is already in progress/i.test(engineMessage(err.cause))) throw err;
     });
     if (!volume) return;
     // The engine can report the volume in use for a moment while a concurrent removal finishes.
     for (let attempt = 0; ; attempt++) {
       try {
-        await engine.call('remove volume', (s) => docker.getVolume(volume).remove({ abortSignal: s }), { signal: ac.signal });
+        await engine.call('remove volume', (s) => docker.getVolume(volume).remove({ abortSignal: s }), { signal });
         return;
       } catch (err) {
         if (status(err) === 404) return;
         if (status(err) !== 409 || attempt >= 10) throw err;
-        await sleep(100);
-        throwIfAborted(ac.signal);
+        await sleep(100, signal);
       }
     }
   } finally {
-    clearTimeout(timer);
+    limit.clear();
   }
 }
 

@@ -10,6 +10,12 @@ import type { KeptByName } from './reap.ts';
 export const POOL_RUN_LABEL = 'pool';
 /** Sandboxes the pool creates at once, so refills never crowd out the runs' own engine calls. */
 const FILL_CONCURRENCY = 2;
+/**
+ * A taken sandbox's slot is refilled once that sandbox is removed or after this long, whichever is first: the
+ * create of a refill then does not compete for the engine with a short run's own exec and destroy, and a long
+ * run's refill still happens while it waits on its model.
+ */
+const REFILL_DELAY_MS = 1000;
 /** Back-off after a failed create: doubles from the first to the last. */
 const BACKOFF_MS = { first: 1000, last: 60_000 };
 
@@ -34,6 +40,8 @@ export class WarmPool<T> implements KeptByName {
   private creating = 0;
   /** Every pooled container this process made and has not seen removed: undefined while idle or being made, else the run that took it. */
   private owned = new Map<string, string | undefined>();
+  /** Taken sandboxes whose slot is not refilled yet, with the timer that refills it anyway. */
+  private owed = new Map<string, NodeJS.Timeout>();
   private failures = 0;
   private retry: NodeJS.Timeout | undefined;
   private closed = false;
@@ -65,7 +73,7 @@ export class WarmPool<T> implements KeptByName {
     while (!this.closed && instanceId === this.instanceId && this.idle.length) {
       const taken = this.idle.shift()!;
       this.owned.set(taken.name, runId);
-      this.fill();
+      this.owe(taken.name);
       let alive: boolean;
       try {
         alive = await this.ops.alive(taken.item, signal);
@@ -78,6 +86,7 @@ export class WarmPool<T> implements KeptByName {
       }
       if (alive) return taken;
       log.warn('a warm-pool docker sandbox had stopped; removing it and taking another', { runId, container: taken.name });
+      this.repay(taken.name);
       this.discard(taken.name);
     }
     return undefined;
@@ -91,6 +100,7 @@ export class WarmPool<T> implements KeptByName {
 
   forget(name: string): void {
     this.owned.delete(name);
+    this.repay(name);
   }
 
   /** Stops refills for good and removes every idle sandbox (and those still being made); never rejects. */
@@ -98,12 +108,29 @@ export class WarmPool<T> implements KeptByName {
     this.closed = true;
     return (this.closing ??= (async () => {
       clearTimeout(this.retry);
+      for (const timer of this.owed.values()) clearTimeout(timer);
+      this.owed.clear();
       this.ac.abort(new Error('the warm pool is closing'));
       await Promise.allSettled([...this.building]);
       const idle = this.idle;
       this.idle = [];
       await Promise.all(idle.map((i) => this.removeQuietly(i.name)));
     })());
+  }
+
+  /** The slot of a taken sandbox: refilled when it is gone (repay) or after REFILL_DELAY_MS. */
+  private owe(name: string): void {
+    const timer = setTimeout(() => this.repay(name), REFILL_DELAY_MS);
+    timer.unref();
+    this.owed.set(name, timer);
+  }
+
+  private repay(name: string): void {
+    const timer = this.owed.get(name);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.owed.delete(name);
+    this.fill();
   }
 
   private discard(name: string): void {
@@ -124,7 +151,7 @@ export class WarmPool<T> implements KeptByName {
   private fill(): void {
     const instanceId = this.instanceId;
     if (this.closed || instanceId === undefined || this.retry) return;
-    while (this.idle.length + this.creating < this.size && this.creating < FILL_CONCURRENCY) {
+    while (this.idle.length + this.creating + this.owed.size < this.size && this.creating < FILL_CONCURRENCY) {
       this.creating++;
       const name = this.ops.newName();
       this.owned.set(name, undefined);

@@ -67,7 +67,8 @@ export class WarmPool<T> implements KeptByName {
 
   /**
    * A ready sandbox for run `runId`, checked to be running; undefined when none is ready (the caller creates one).
-   * The pool refills at once. Rejects only with the signal's reason; what it took is then removed.
+   * Its slot is refilled once it is removed or after REFILL_DELAY_MS. Rejects only with the signal's reason;
+   * what it took is then removed.
    */
   async take(instanceId: string, runId: string, signal?: AbortSignal): Promise<{ name: string; item: T } | undefined> {
     while (!this.closed && instanceId === this.instanceId && this.idle.length) {
@@ -79,6 +80,7 @@ export class WarmPool<T> implements KeptByName {
         alive = await this.ops.alive(taken.item, signal);
       } catch (err) {
         if (signal?.aborted) {
+          this.repay(taken.name);
           this.discard(taken.name);
           throw signal.reason;
         }

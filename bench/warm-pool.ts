@@ -16,8 +16,8 @@ const POOL = 4;
 
 const fake = await startFakeAnthropic(oneToolCallScript);
 const env = { ANTHROPIC_API_KEY: 'sk-bench-not-a-key', ANTHROPIC_BASE_URL: fake.url };
-const plain = await startServerChild({ env: { ...env, SANDCASTER_DOCKER_WARM_POOL: '0' } });
-const pooled = await startServerChild({ env: { ...env, SANDCASTER_DOCKER_WARM_POOL: String(POOL) } });
+const plain = await startServerChild({ env: { ...env, SANDCASTER_DOCKER_WARM_POOL: '0' }, keepLogs: true });
+const pooled = await startServerChild({ env: { ...env, SANDCASTER_DOCKER_WARM_POOL: String(POOL) }, keepLogs: true });
 const body = { prompt: 'run true', model: 'sonnet' };
 
 async function poolFull(s: ServerChild): Promise<void> {
@@ -62,6 +62,8 @@ try {
     await serverRun(pooled);
     await floorLifecycle();
   }
+  plain.logs.length = 0;
+  pooled.logs.length = 0;
   const meter = loadMeter(() => [plain.pid, pooled.pid]);
   const variants = ['plain', 'pooled', 'floor'] as const;
   for (let i = 0; i < ROUNDS; i++) {
@@ -90,6 +92,7 @@ try {
   await cleanupInstance(floorInstance);
 }
 
+const logged = (s: ServerChild, msg: string) => s.logs.filter((l) => l.msg === msg && typeof l.durationMs === 'number').map((l) => l.durationMs as number);
 const row = (name: string, xs: number[]) => [name, fmt(median(xs)), fmt(quantile(xs, 0.9)), fmt(Math.min(...xs))];
 console.log(`\n## A server run with a warm pool of ${POOL} and without (${ROUNDS} rounds, interleaved; instant fake model, one \`bash true\`)\n`);
 console.log(
@@ -101,6 +104,11 @@ console.log(
       row('raw engine-API floor (bench/floor.ts)', ms.floor),
       row('request to sandbox_created, warmPool 0', created.plain),
       row(`request to sandbox_created, warmPool ${POOL}`, created.pooled),
+      // The servers' own log lines: a sandbox's create and destroy as the run's sandbox pool timed them.
+      row('sandbox create in the server (log durationMs), warmPool 0', logged(plain, 'sandbox created')),
+      row(`sandbox create in the server (log durationMs), warmPool ${POOL}`, logged(pooled, 'sandbox created')),
+      row('sandbox destroy in the server (log durationMs), warmPool 0', logged(plain, 'sandbox destroyed')),
+      row(`sandbox destroy in the server (log durationMs), warmPool ${POOL}`, logged(pooled, 'sandbox destroyed')),
     ],
   ),
 );

@@ -165,6 +165,7 @@ export async function startServer(
         await app.runs.waitIdle(30_000);
       }
       await startupReap;
+      await app.registry.closeSandboxProviders(); // warm pools: no more refills, idle sandboxes destroyed
       await retention.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,4 +1,4 @@
-// One Docker sandbox: a running hardened container and its workspace volume. Commands and file operations
+// One Docker sandbox: a running hardened container and its (anonymous) workspace volume. Commands and file operations
 // run as the sandbox user through exec (exec.ts, files.ts); only the server's uploads use the archive API.
 import type Docker from 'dockerode';
 import { log } from '../../lib/log.ts';
@@ -24,9 +24,10 @@ export class DockerSandbox implements Sandbox {
     private readonly engine: Engine,
     container: Docker.Container,
     readonly name: string,
-    private readonly volume: string | undefined,
     user: string,
     private readonly removeMs = REMOVE_TIMEOUT_MS,
+    /** Told once the container is gone (the warm pool stops keeping a taken sandbox's name). */
+    private readonly onRemoved?: () => void,
     /** Answers the /workspace listing without an exec (control.ts); absent when the engine refused the attach. */
     private readonly control?: ControlChannel,
   ) {
@@ -63,9 +64,10 @@ export class DockerSandbox implements Sandbox {
   destroy(): Promise<void> {
     if (this.destroyed) return Promise.resolve();
     this.control?.close();
-    this.destroying ??= removeSandbox(this.engine, this.name, this.volume, this.removeMs).then(
+    this.destroying ??= removeSandbox(this.engine, this.name, this.removeMs).then(
       () => {
         this.destroyed = true;
+        this.onRemoved?.();
         log.debug('docker sandbox destroyed', { container: this.name });
       },
       (err) => {

@@ -80,7 +80,8 @@ export function processLimits(settings: DockerSettings, gvisor: boolean): { pids
  *
  * Storage, bounded by `diskMb` in total (see storageSplit): /workspace is a labelled `local` volume of type
  * tmpfs, sized, and owned by the sandbox user from the start (with CapDrop ALL nothing inside could chown it);
- * the archive API reads and writes it like any volume. /tmp and /dev/shm are tmpfs. The root filesystem is
+ * the archive API reads and writes it like any volume. It is anonymous (no `volume` name), so removing the
+ * container with `v` removes it in the same engine call; a name is only for callers that remove it themselves. /tmp and /dev/shm are tmpfs. The root filesystem is
  * read-only by default; a writable root would be an unbounded layer on the host disk with overlay2 on ext4,
  * so it gets a quota (StorageOpt size) and the create fails when the engine cannot enforce one. Container
  * output goes to no log file (LogConfig none): the sandbox user could otherwise write without bound into the
@@ -88,7 +89,7 @@ export function processLimits(settings: DockerSettings, gvisor: boolean): { pids
  */
 export function containerSpec(
   settings: DockerSettings,
-  c: { name: string; image: string; labels: Record<string, string>; volume: string; gvisor?: boolean; podman?: boolean },
+  c: { name: string; image: string; labels: Record<string, string>; volume?: string; gvisor?: boolean; podman?: boolean },
 ): Docker.ContainerCreateOptions {
   const procs = processLimits(settings, c.gvisor ?? isGvisor(settings.runtime));
   const mib = 1024 * 1024;
@@ -101,7 +102,7 @@ export function containerSpec(
   let mounts: Docker.MountSettings[] = [
     {
       Type: 'volume',
-      Source: c.volume,
+      Source: c.volume ?? '', // empty: an anonymous volume
       Target: WORKSPACE,
       // NoCopy: the image's own /workspace is not copied in (it would land on the host disk, under the tmpfs).
       VolumeOptions: { NoCopy: true, Labels: c.labels, DriverConfig: { Name: 'local', Options: workspace } },

@@ -2,13 +2,15 @@
 // its own process, and prints how long each took. Not part of `npm test`. Figures and their reading are in
 // BENCHMARKS.md. A benchmark that misses a target still exits 0; a crash, or a soak that loses a run or leaves
 // a container, makes this exit 1.
-// Run: npm run bench [-- name ...]   (names: overhead exec concurrency docker-concurrency sse-throughput soak)
+// Run: npm run bench [-- name ...]   (names: overhead warm-pool first-tool exec concurrency docker-concurrency sse-throughput soak)
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { ROOT, fmt, loadLine, loadMeter, machineLine, now, sleep } from './lib.ts';
 
 const ALL = [
   ['overhead', 'bench/overhead.ts'],
+  ['warm-pool', 'bench/warm-pool.ts'],
+  ['first-tool', 'bench/first-tool.ts'],
   ['exec', 'bench/exec.ts'],
   ['concurrency', 'bench/concurrency.ts'],
   ['docker-concurrency', 'bench/docker-concurrency.ts'],

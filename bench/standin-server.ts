@@ -9,7 +9,8 @@ import { createRegistry } from '../lib/registry.ts';
 import { SANDBOX_PROVIDERS, type SandboxProviderDescriptor } from '../lib/sandbox-providers.ts';
 import { MODEL_APIS, SANDBOX_MODULES } from '../app.ts';
 import type { ExecResult, Sandbox, SandboxProvider } from '../lib/sandbox.ts';
-import { parseCli, startServer } from '../server.ts';
+import { parseCli } from '../commands.ts';
+import { startServer } from '../server.ts';
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 

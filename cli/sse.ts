@@ -3,55 +3,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CliError, EXIT } from './errors.ts';
 import { Client, ConnectionError, RefusedError } from './http.ts';
+import { readSse as parse, SseLineTooLong, type SseMessage } from '../public/sse-parse.js';
 
-export interface SseMessage {
-  id?: string;
-  event: string;
-  /** The data lines as sent (for this API: one line of JSON). */
-  data: string;
-}
+export type { SseMessage };
 
-/** A `file` event holds at most 10 MiB, about 14 MiB as base64 JSON; a longer line is not from our server. */
-export const MAX_LINE_CHARS = 64 * 1024 * 1024;
-
-/** Parses a text/event-stream body; comments (`: ping`) are skipped. Ends when the body ends. */
+/** The shared parser (public/sse-parse.js), its one failure given the CLI's exit code. */
 export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseMessage> {
-  const reader = body.pipeThrough(new TextDecoderStream() as unknown as ReadableWritablePair<string, Uint8Array>).getReader();
-  let buf = '';
-  let scanned = 0;
-  let msg: { id?: string; event: string; data: string[] } = { event: 'message', data: [] };
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      buf += value;
-      let nl: number;
-      while ((nl = buf.indexOf('\n', scanned)) >= 0) {
-        let line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        scanned = 0;
-        if (line.endsWith('\r')) line = line.slice(0, -1);
-        if (line === '') {
-          if (msg.data.length) yield { id: msg.id, event: msg.event, data: msg.data.join('\n') };
-          msg = { event: 'message', data: [] };
-          continue;
-        }
-        if (line.startsWith(':')) continue;
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        let val = colon < 0 ? '' : line.slice(colon + 1);
-        if (val.startsWith(' ')) val = val.slice(1);
-        if (field === 'id') msg.id = val;
-        else if (field === 'event') msg.event = val;
-        else if (field === 'data') msg.data.push(val);
-      }
-      scanned = buf.length;
-      if (buf.length > MAX_LINE_CHARS) throw new CliError(EXIT.CONNECTION, `the event stream sent a line of more than ${MAX_LINE_CHARS} characters`);
-    }
-  } finally {
-    reader.cancel().catch(() => {});
+    yield* parse(body);
+  } catch (err) {
+    if (err instanceof SseLineTooLong) throw new CliError(EXIT.CONNECTION, err.message);
+    throw err;
   }
 }
+
 
 export type RunEvent = Record<string, any> & { type: string };
 

@@ -18,6 +18,8 @@ export interface AgentOptions {
   system: string;
   prompt: string;
   tools: ToolDef[];
+  /** Settles when the sandboxes the tools need are ready; tool calls wait for it (a rejection ends the run). */
+  toolsReady?: Promise<unknown>;
   maxTurns: number;
   thinkingLevel: ThinkingLevel;
   outputFormat?: OutputFormat;
@@ -108,6 +110,7 @@ async function checkAnswer(schema: OutputFormat, call: ToolCall | undefined, tex
 /** Emits every tool_use first, then runs the calls in parallel, emitting each tool_result as it completes. */
 async function runCalls(o: AgentOptions, calls: ToolCall[], byName: Map<string, ToolDef>): Promise<ToolResultMessage[]> {
   const sandboxOf = (c: ToolCall) => byName.get(c.name)?.sandboxOf(c.input) ?? 'main';
+  await o.toolsReady; // its sandbox_created comes before these calls' first event
   for (const c of calls) o.emit({ type: 'tool_use', id: c.id, toolName: c.name, input: c.input, sandbox: sandboxOf(c) });
   return Promise.all(
     calls.map(async (c): Promise<ToolResultMessage> => {

@@ -5,13 +5,11 @@ import * as v from 'valibot';
 import type { CompositeSettings } from './config.ts';
 import { MAIN, type SandboxPool } from './pool.ts';
 import { WORKSPACE, type FileEntry, type SandboxProviderName } from './sandbox.ts';
-import { ToolFailure, runCommand, type ToolDef } from './tools.ts';
+import { ToolFailure, commandInput, defineTool, requiredText, runCommand, type ToolDef, type ToolOutcome } from './tools.ts';
 import { compileGlob, MAX_GLOB_CHARS, type Glob } from './glob.ts';
 
 export const TRANSFER_LIMITS = { fileBytes: 25 * 1024 * 1024, callBytes: 50 * 1024 * 1024 };
 
-const name = v.pipe(v.string(), v.nonEmpty('must not be empty'));
-const obj = (properties: Record<string, unknown>, required: string[]) => ({ type: 'object', properties, required, additionalProperties: false });
 
 /** Kept for existing callers: the linear-time matcher of lib/glob.ts (it has RegExp's `test`). */
 export const globToRegExp = compileGlob;
@@ -32,95 +30,93 @@ function insideWorkspace(path: string, what: string): string {
 }
 
 export function compositeTools(pool: SandboxPool, settings: CompositeSettings, defaultProvider: SandboxProviderName): ToolDef[] {
+  const sandbox = requiredText('A sandbox of this run by name ("main" is the primary).');
   return [
-    {
-      spec: {
-        name: 'spawn_sandbox',
-        description:
-          `Create a secondary sandbox with its own /workspace. At most ${settings.maxSandboxes} alive at once and ${settings.maxTotalSpawns} per run. ` +
-          `Providers: ${settings.allowedProviders.join(', ')}.` + (settings.allowedTemplates.length ? ` Templates besides the default: ${settings.allowedTemplates.join(', ')}.` : ''),
-        inputSchema: obj(
-          {
-            name: { type: 'string', description: 'Unique name, [a-zA-Z0-9_-]{1,64}.' },
-            provider: { type: 'string', ...(settings.allowedProviders.length ? { enum: settings.allowedProviders } : {}) },
-            template: { type: 'string', description: 'Image or template; default: the configured one.' },
-          },
-          ['name'],
+    defineTool({
+      name: 'spawn_sandbox',
+      description:
+        `Create a secondary sandbox with its own /workspace. At most ${settings.maxSandboxes} alive at once and ${settings.maxTotalSpawns} per run. ` +
+        `Providers: ${settings.allowedProviders.join(', ')}.` +
+        (settings.allowedTemplates.length ? ` Templates besides the default: ${settings.allowedTemplates.join(', ')}.` : ''),
+      input: v.object({
+        name: requiredText('Unique name, [a-zA-Z0-9_-]{1,64}.'),
+        // Shown as an enum, checked by the pool, whose refusal names what is allowed.
+        provider: v.optional(
+          v.pipe(requiredText("The sandbox provider (default: the run's own)."), v.metadata(settings.allowedProviders.length ? { enum: settings.allowedProviders } : {})),
         ),
-      },
-      // provider is checked against composite.allowedProviders by the pool
-      schema: v.object({ name, provider: v.optional(name), template: v.optional(name) }),
+        template: v.optional(requiredText('Image or template; default: the configured one.')),
+      }),
       sandboxOf: (input) => String(input.name ?? ''),
-      async run(input: { name: string; provider?: SandboxProviderName; template?: string }) {
-        const m = await pool.spawn(input.name, input.provider, input.template, defaultProvider);
+      async run(input) {
+        const m = await pool.spawn(input.name, input.provider as SandboxProviderName | undefined, input.template, defaultProvider);
         return { content: `sandbox "${m.name}" is ready (${m.provider}, ${m.image}, id ${m.sandbox.id})`, isError: false };
       },
-    },
-    {
-      spec: {
-        name: 'exec_in',
-        description: 'Run a shell command in the named sandbox ("main" is the primary), working directory /workspace.',
-        inputSchema: obj({ sandbox: { type: 'string' }, command: { type: 'string' }, timeoutSeconds: { type: 'integer' } }, ['sandbox', 'command']),
-      },
-      schema: v.object({ sandbox: name, command: name, timeoutSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))) }),
+    }),
+    defineTool({
+      name: 'exec_in',
+      description: 'Run a shell command in the named sandbox ("main" is the primary), working directory /workspace.',
+      input: v.object({ sandbox, ...commandInput }),
       sandboxOf: (input) => String(input.sandbox ?? MAIN),
-      run: (input: { sandbox: string; command: string; timeoutSeconds?: number }, ctx) => runCommand(pool.get(input.sandbox), input.command, input.timeoutSeconds, ctx),
-    },
-    {
-      spec: {
-        name: 'transfer_files',
-        description:
-          'Copy files from one sandbox to another. paths are files or globs (*, ?, **) relative to the source /workspace; ' +
-          'each keeps its relative path under destDir (default /workspace) in the target. 25 MiB per file, 50 MiB per call.',
-        inputSchema: obj(
-          { from: { type: 'string' }, to: { type: 'string' }, paths: { type: 'array', items: { type: 'string' } }, destDir: { type: 'string' } },
-          ['from', 'to', 'paths'],
-        ),
-      },
-      schema: v.object({ from: name, to: name, paths: v.pipe(v.array(name), v.minLength(1, 'must name at least one path')), destDir: v.optional(name) }),
+      run: (input, ctx) => runCommand(pool.get(input.sandbox), input.command, input.timeoutSeconds, ctx),
+    }),
+    defineTool({
+      name: 'transfer_files',
+      description:
+        'Copy files from one sandbox to another. paths are files or globs (*, ?, **) relative to the source /workspace; ' +
+        'each keeps its relative path under destDir (default /workspace) in the target. 25 MiB per file, 50 MiB per call.',
+      input: v.object({
+        from: requiredText('The source sandbox.'),
+        to: requiredText('The target sandbox.'),
+        paths: v.pipe(v.array(requiredText('A file, folder or glob under the source /workspace.')), v.minLength(1, 'must name at least one path')),
+        destDir: v.optional(requiredText('Folder in the target (default /workspace).')),
+      }),
       sandboxOf: (input) => String(input.from ?? MAIN),
-      async run(input: { from: string; to: string; paths: string[]; destDir?: string }, ctx) {
-        const source = pool.get(input.from);
-        const target = pool.get(input.to);
-        const dest = posix.join(WORKSPACE, insideWorkspace(input.destDir ?? WORKSPACE, 'destDir'));
-        if (input.paths.length > TRANSFER_PATTERNS.count) throw new ToolFailure(`at most ${TRANSFER_PATTERNS.count} paths per call, got ${input.paths.length}`);
-        for (const p of input.paths) {
-          const max = isGlob(p) ? TRANSFER_PATTERNS.globChars : TRANSFER_PATTERNS.pathChars;
-          if (p.length > max) throw new ToolFailure(`a ${isGlob(p) ? 'glob' : 'path'} is at most ${max} characters, got ${p.length}`);
-        }
-        const patterns = input.paths.map((p) => insideWorkspace(p, 'path'));
-        const files = (await source.list(WORKSPACE)).filter((e) => e.type === 'file');
-        const chosen = await matching(files, patterns, ctx.signal);
-        if (chosen.length === 0) throw new ToolFailure(`no file in ${input.from}:/workspace matches ${input.paths.join(', ')}`);
-        const tooBig = chosen.find((f) => f.size > TRANSFER_LIMITS.fileBytes);
-        if (tooBig) throw new ToolFailure(`${tooBig.path} is ${tooBig.size} bytes; the limit is ${TRANSFER_LIMITS.fileBytes} per file`);
-        const total = chosen.reduce((n, f) => n + f.size, 0);
-        if (total > TRANSFER_LIMITS.callBytes) throw new ToolFailure(`the files total ${total} bytes; the limit is ${TRANSFER_LIMITS.callBytes} per call`);
-        for (const f of chosen) {
-          const bytes = await source.readFile(`${WORKSPACE}/${f.path}`, { maxBytes: TRANSFER_LIMITS.fileBytes });
-          await target.writeFile(posix.join(dest, f.path), bytes);
-        }
-        return { content: `copied ${chosen.length} file(s), ${total} bytes, from ${input.from} to ${input.to}:${dest}:\n${chosen.map((f) => f.path).join('\n')}`, isError: false };
-      },
-    },
-    {
-      spec: { name: 'kill_sandbox', description: 'Destroy a secondary sandbox.', inputSchema: obj({ name: { type: 'string' } }, ['name']) },
-      schema: v.object({ name }),
+      run: (input, ctx) => transfer(pool, input, ctx.signal),
+    }),
+    defineTool({
+      name: 'kill_sandbox',
+      description: 'Destroy a secondary sandbox.',
+      input: v.object({ name: requiredText('The secondary sandbox to destroy.') }),
       sandboxOf: (input) => String(input.name ?? ''),
-      async run(input: { name: string }) {
+      async run(input) {
         await pool.kill(input.name);
         return { content: `sandbox "${input.name}" destroyed`, isError: false };
       },
-    },
-    {
-      spec: { name: 'list_sandboxes', description: 'List the live sandboxes of this run.', inputSchema: obj({}, []) },
-      schema: v.object({}),
-      sandboxOf: () => MAIN,
+    }),
+    defineTool({
+      name: 'list_sandboxes',
+      description: 'List the live sandboxes of this run.',
+      input: v.object({}),
       async run() {
         return { content: JSON.stringify(pool.list()), isError: false };
       },
-    },
+    }),
   ];
+}
+
+/** transfer_files: the paths checked and matched, the sizes bounded, then each file read and written. */
+async function transfer(pool: SandboxPool, input: { from: string; to: string; paths: string[]; destDir?: string }, signal: AbortSignal): Promise<ToolOutcome> {
+  const source = pool.get(input.from);
+  const target = pool.get(input.to);
+  const dest = posix.join(WORKSPACE, insideWorkspace(input.destDir ?? WORKSPACE, 'destDir'));
+  if (input.paths.length > TRANSFER_PATTERNS.count) throw new ToolFailure(`at most ${TRANSFER_PATTERNS.count} paths per call, got ${input.paths.length}`);
+  for (const p of input.paths) {
+    const max = isGlob(p) ? TRANSFER_PATTERNS.globChars : TRANSFER_PATTERNS.pathChars;
+    if (p.length > max) throw new ToolFailure(`a ${isGlob(p) ? 'glob' : 'path'} is at most ${max} characters, got ${p.length}`);
+  }
+  const patterns = input.paths.map((p) => insideWorkspace(p, 'path'));
+  const files = (await source.list(WORKSPACE)).filter((e) => e.type === 'file');
+  const chosen = await matching(files, patterns, signal);
+  if (chosen.length === 0) throw new ToolFailure(`no file in ${input.from}:/workspace matches ${input.paths.join(', ')}`);
+  const tooBig = chosen.find((f) => f.size > TRANSFER_LIMITS.fileBytes);
+  if (tooBig) throw new ToolFailure(`${tooBig.path} is ${tooBig.size} bytes; the limit is ${TRANSFER_LIMITS.fileBytes} per file`);
+  const total = chosen.reduce((n, f) => n + f.size, 0);
+  if (total > TRANSFER_LIMITS.callBytes) throw new ToolFailure(`the files total ${total} bytes; the limit is ${TRANSFER_LIMITS.callBytes} per call`);
+  for (const f of chosen) {
+    const bytes = await source.readFile(`${WORKSPACE}/${f.path}`, { maxBytes: TRANSFER_LIMITS.fileBytes });
+    await target.writeFile(posix.join(dest, f.path), bytes);
+  }
+  return { content: `copied ${chosen.length} file(s), ${total} bytes, from ${input.from} to ${input.to}:${dest}:\n${chosen.map((f) => f.path).join('\n')}`, isError: false };
 }
 
 /**

@@ -1,5 +1,6 @@
 // A run's time limit that can be paused: an image pull has its own bound (docker.pullTimeoutSeconds), so
 // the time a run waits for one does not count against the run's `timeout`.
+import { timerMs } from './abort.ts';
 
 export class Deadline {
   private leftMs: number;
@@ -46,7 +47,6 @@ export class Deadline {
   }
 
   private arm(): void {
-    // Past 2^31-1 ms setTimeout fires at once.
-    this.timer = setTimeout(() => this.onExpire(), Math.min(Math.max(0, this.leftMs), 2 ** 31 - 1));
+    this.timer = setTimeout(() => this.onExpire(), timerMs(this.leftMs));
   }
 }

@@ -3,6 +3,7 @@
 // E2B) are passed in by the composition root, so each check can be tried against any answer.
 import { accessSync, constants, existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { deadline, raceAbort } from './abort.ts';
 import type { Config } from './config.ts';
 import { DatabaseLockedError, lockDatabase, type DatabaseLock } from './db-lock.ts';
 import { providerForModel } from './model-providers.ts';
@@ -50,12 +51,8 @@ function message(err: unknown): string {
 }
 
 function bounded<T>(p: Promise<T>, ms = PROBE_TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
-    timer.unref();
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  const limit = deadline(ms, undefined, () => new Error(`no answer within ${ms / 1000} s`));
+  return raceAbort(p, limit.signal).finally(() => limit.clear());
 }
 
 export const formatCheck = (c: Check) => `${c.status.padEnd(4)} ${c.name}: ${c.found}${c.fix ? `. Fix: ${c.fix}` : ''}`;

@@ -11,6 +11,7 @@
 // of the queue and are retried with a backoff. A worker that dies is replaced on the next attempt.
 import { Worker } from 'node:worker_threads';
 import { writeOps, type RowStore } from './event-rows.ts';
+import { sleep } from './abort.ts';
 import { log } from './log.ts';
 import type { RowWrite } from './store.ts';
 
@@ -145,7 +146,7 @@ export class EventWriter {
     const until = Date.now() + CLOSE_WAIT_MS;
     while ((this.queue.length || this.inFlight) && Date.now() < until) {
       if (!this.inFlight) this.send();
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
       if (this.failures > 0 && !this.inFlight) break; // the database refuses: what is left is lost
     }
     if (this.queue.length || this.inFlight) {
@@ -158,6 +159,11 @@ export class EventWriter {
   private schedule(ms: number): void {
     if (this.closing || this.inFlight) return; // the reply schedules what came meanwhile
     if (this.timer && ms > 0) return;
+    this.sendIn(ms);
+  }
+
+  /** (Re)arms the one send timer. */
+  private sendIn(ms: number): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -245,13 +251,7 @@ export class EventWriter {
     if (this.failures === 1 || this.failures % 30 === 0) {
       log.error('could not store events and run rows; kept in memory and retried', { error, failedAttempts: this.failures, pendingBytes: this.bytes, retryMs: delay });
     }
-    if (!this.closing) {
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.send();
-      }, delay);
-    }
+    if (!this.closing) this.sendIn(delay);
     const owners = new Set<BatchOwner>();
     for (const op of ops) if ('owner' in op) owners.add(op.owner);
     for (const owner of owners) owner.storageFailed();

@@ -1,6 +1,6 @@
 // The runs in flight on this instance: admission (concurrency cap, draining), abort by id or sandbox,
 // and the set of run ids the reaper must leave alone.
-import type { RunAbort } from './abort.ts';
+import { settledWithin, type RunAbort } from './abort.ts';
 
 export interface ActiveRun {
   id: string;
@@ -48,12 +48,7 @@ export class RunManager {
   }
 
   /** Resolves true when every run has finished, false if `ms` passed first. */
-  async waitIdle(ms: number): Promise<boolean> {
-    const all = Promise.allSettled([...this.active.values()].map((r) => r.done)).then(() => true);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-    const idle = await Promise.race([all, timeout]);
-    clearTimeout(timer);
-    return idle;
+  waitIdle(ms: number): Promise<boolean> {
+    return settledWithin(Promise.allSettled([...this.active.values()].map((r) => r.done)), ms);
   }
 }

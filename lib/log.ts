@@ -46,3 +46,17 @@ export const log = {
   warn: (msg: string, fields?: Record<string, unknown>) => emit('warn', msg, fields),
   error: (msg: string, fields?: Record<string, unknown>) => emit('error', msg, fields),
 };
+
+/**
+ * `fn` made safe to call from a stream or engine callback, where a throw would crash the process: a throw is
+ * logged as a warning `msg` (with `fields`) and goes no further.
+ */
+export function guarded<A extends unknown[]>(fn: ((...args: A) => unknown) | undefined, msg: string, fields?: Record<string, unknown>): (...args: A) => void {
+  return (...args) => {
+    try {
+      fn?.(...args);
+    } catch (error) {
+      log.warn(msg, { ...fields, error });
+    }
+  };
+}

@@ -64,6 +64,9 @@ class Gauge extends Family<{ n: number }> {
   add(labels: readonly string[], by: number): void {
     this.state(labels, () => ({ n: 0 })).n += by;
   }
+  set(labels: readonly string[], n: number): void {
+    this.state(labels, () => ({ n: 0 })).n = n;
+  }
   protected samples(): string[] {
     if (this.read) return [this.sample(this.name, [], this.read())];
     return [...this.series.values()].map((s) => this.sample(this.name, s.labels, s.state.n));
@@ -120,6 +123,7 @@ export class Metrics implements SandboxMetrics {
   private readonly cost = new Counter('sandcaster_cost_usd_total', 'Estimated model cost in USD, by model (models with a known price only).', ['model']);
   private readonly http = new Counter('sandcaster_http_requests_total', 'HTTP requests answered, by route pattern and status code.', ['route', 'status']);
   private readonly createSeconds = new Histogram('sandcaster_sandbox_create_seconds', 'Time to create a sandbox, by provider.', ['provider'], SANDBOX_SECONDS);
+  private readonly warmPoolReady = new Gauge('sandcaster_warm_pool_ready', 'Idle sandboxes ready in the warm pool, by provider (providers that keep one).', ['provider']);
   private readonly destroySeconds = new Histogram('sandcaster_sandbox_destroy_seconds', 'Time to destroy a sandbox, by provider (successful destroys).', ['provider'], SANDBOX_SECONDS);
   private readonly models = new Set<string>();
 
@@ -159,8 +163,11 @@ export class Metrics implements SandboxMetrics {
     this.http.inc([route, String(status)]);
   }
 
-  render(): string {
-    const families = [this.runsStarted, this.runsEnded, this.runSeconds, this.runsInFlight, this.sandboxesInFlight, this.tokens, this.cost, this.http, this.createSeconds, this.destroySeconds];
+  /** `warmPools`: ready sandboxes of each backend that keeps a warm pool, read at scrape time. */
+  render(warmPools: Readonly<Record<string, number>> = {}): string {
+    const families: Family<unknown>[] = [this.runsStarted, this.runsEnded, this.runSeconds, this.runsInFlight, this.sandboxesInFlight, this.tokens, this.cost, this.http, this.createSeconds, this.destroySeconds];
+    for (const [provider, ready] of Object.entries(warmPools)) this.warmPoolReady.set([provider], ready);
+    if (Object.keys(warmPools).length) families.push(this.warmPoolReady);
     return families.map((f) => f.render()).join('\n') + '\n';
   }
 

@@ -2,6 +2,7 @@
 // process, lazily (the e2b SDK is only loaded when E2B is used), and shared by every run. Model clients come
 // from the modules the composition root (app.ts) names for each wire API.
 import type { Config } from './config.ts';
+import { log } from './log.ts';
 import type { ModelApiLoader, ModelClient } from './model.ts';
 import type { SandboxProvider, SandboxProviderName } from './sandbox.ts';
 
@@ -25,6 +26,8 @@ export interface Registry {
   notUsableHint(name?: SandboxProviderName): string;
   /** Backends already created (for the reaper). */
   loadedSandboxProviders(): SandboxProvider[];
+  /** At shutdown, after the runs are drained: each loaded backend stops its background work (warm pools). Never rejects. */
+  closeSandboxProviders(): Promise<void>;
 }
 
 /** The concrete parts the composition root plugs in. */
@@ -121,5 +124,10 @@ export function createRegistry(config: Config, parts: RegistryParts): Registry {
       return Object.values(rows).filter((r) => r.auto !== 'never').map((r) => r.notUsableHint).join(', or ');
     },
     loadedSandboxProviders: () => [...loaded.values()],
+    async closeSandboxProviders() {
+      const close = (p: SandboxProvider) => p.close?.().catch((err) => log.warn('closing a sandbox provider failed', { provider: p.name, error: err }));
+      await Promise.all([...loaded.values()].map(close));
+    },
   };
 }
+

@@ -8,7 +8,7 @@
 import { posix } from 'node:path';
 import { RunAbort, raceAbort } from './abort.ts';
 import { runAgent, type AgentResult } from './agent.ts';
-import { collectArtifacts, takeBaseline } from './artifacts.ts';
+import { collectArtifacts, takeBaseline, type Baseline } from './artifacts.ts';
 import { scheduleCallback } from './callbacks.ts';
 import { compositeTools } from './composite.ts';
 import { Deadline } from './deadline.ts';
@@ -159,6 +159,23 @@ export async function startRun(app: AppContext, plan: RunPlan, sandboxProvider: 
 
     let terminal: Terminal;
     try {
+      // The sandbox is provisioned beside the first model call, not before it (docs/architecture.md#run-lifecycle):
+      // a run spends seconds in the model, and the sandbox is only needed once the model asks for a tool. Tool
+      // calls wait for it (so `sandbox_created` precedes every tool event), and a failure to provision ends the
+      // run at once with its own error, whatever the model is doing.
+      const prepared = (async () => {
+        const main = await pool.createMain(sandboxProvider);
+        const uploads = plan.files.map((f) => ({ path: posix.join(WORKSPACE, f.path), data: f.bytes }));
+        if (main.place) await main.place(uploads, { signal });
+        else for (const u of uploads) await main.writeFile(u.path, u.data, { signal });
+        // A workspace that starts empty needs no listing: the baseline is then nothing but the uploads, which
+        // artifacts compare by content anyway.
+        const baseline: Baseline = main.startsEmpty ? new Map() : await takeBaseline(main, signal);
+        return { main, baseline };
+      })();
+      prepared.catch((err) => {
+        if (!signal.aborted) controller.abort(err);
+      });
       const client = await app.registry.modelClient(plan.provider);
       let thinkingLevel = plan.thinkingLevel;
       if (thinkingLevel !== 'none' && !client.supportsThinking(plan.model)) {
@@ -167,11 +184,6 @@ export async function startRun(app: AppContext, plan: RunPlan, sandboxProvider: 
       }
       const result = await raceAbort(
         (async (): Promise<AgentResult> => {
-          const main = await pool.createMain(sandboxProvider);
-          const uploads = plan.files.map((f) => ({ path: posix.join(WORKSPACE, f.path), data: f.bytes }));
-          if (main.place) await main.place(uploads, { signal });
-          else for (const u of uploads) await main.writeFile(u.path, u.data, { signal });
-          const baseline = await takeBaseline(main);
           const ctx: ToolContext = {
             sandbox: (name) => pool.get(name),
             remainingMs: () => deadline.remainingMs(),
@@ -188,6 +200,7 @@ export async function startRun(app: AppContext, plan: RunPlan, sandboxProvider: 
             system: plan.system,
             prompt: plan.prompt,
             tools,
+            toolsReady: prepared,
             maxTurns: plan.maxTurns,
             thinkingLevel,
             outputFormat: plan.outputFormat,
@@ -198,6 +211,7 @@ export async function startRun(app: AppContext, plan: RunPlan, sandboxProvider: 
               numTurns = turns;
             },
           });
+          const { main, baseline } = await prepared;
           const artifacts = await collectArtifacts(main, baseline, plan.files, signal);
           for (const e of artifacts.events) emit(e);
           filesCount = artifacts.events.length;

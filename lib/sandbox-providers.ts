@@ -36,6 +36,9 @@ export type SandboxProviderTable = Readonly<Record<string, SandboxProviderDescri
 /** Smallest docker.diskMb: the workspace share must still hold the 10 MiB of uploads a request may carry. */
 export const DISK_MB_MIN = 32;
 
+/** Largest docker.warmPool: each idle sandbox is a running container the engine keeps. */
+const WARM_POOL_MAX = 256;
+
 /** An OCI runtime's name as engines register it (runc, runsc, crun, kata-runtime...). */
 const RUNTIME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 const RUNTIME_RULE = 'must be a runtime name the engine knows, e.g. "runsc"';
@@ -52,6 +55,7 @@ const dockerFile = strictObject({
   runtime: v.optional(v.pipe(v.string(), v.regex(RUNTIME_NAME, RUNTIME_RULE))),
   pullTimeoutSeconds: v.optional(int(1, 86_400)),
   prepull: v.optional(v.pipe(v.array(nonEmpty), v.maxLength(32))),
+  warmPool: v.optional(int(0, WARM_POOL_MAX)),
 });
 
 const e2bFile = strictObject({
@@ -65,6 +69,7 @@ const docker: SandboxProviderDescriptor<DockerSettings> = {
     const file = raw as v.InferOutput<typeof dockerFile> | undefined;
     const diskMb = envInt(env, 'SANDCASTER_DOCKER_DISK_MB', DISK_MB_MIN, 1_048_576);
     const runtime = envStr(env, 'SANDCASTER_DOCKER_RUNTIME');
+    const warmPool = envInt(env, 'SANDCASTER_DOCKER_WARM_POOL', 0, WARM_POOL_MAX);
     if (runtime !== undefined && !RUNTIME_NAME.test(runtime)) throw new ConfigError('SANDCASTER_DOCKER_RUNTIME', `${RUNTIME_RULE}, got ${JSON.stringify(runtime)}`);
     return {
       image: envStr(env, 'SANDCASTER_DOCKER_IMAGE') ?? file?.image ?? 'python:3.12-slim',
@@ -81,10 +86,12 @@ const docker: SandboxProviderDescriptor<DockerSettings> = {
       runtime: runtime ?? file?.runtime,
       pullTimeoutSeconds: file?.pullTimeoutSeconds ?? 600,
       prepull: file?.prepull ?? [],
+      // Started idle sandboxes of `image` kept ready; none by default (each holds a container on the engine).
+      warmPool: warmPool ?? file?.warmPool ?? 0,
       host: envStr(env, 'DOCKER_HOST'),
     };
   },
-  envVars: ['SANDCASTER_DOCKER_IMAGE', 'SANDCASTER_DOCKER_DISK_MB', 'SANDCASTER_DOCKER_RUNTIME', 'DOCKER_HOST'],
+  envVars: ['SANDCASTER_DOCKER_IMAGE', 'SANDCASTER_DOCKER_DISK_MB', 'SANDCASTER_DOCKER_RUNTIME', 'SANDCASTER_DOCKER_WARM_POOL', 'DOCKER_HOST'],
   configured: () => true,
   auto: 'available',
   trustExplicitChoice: true,

@@ -50,6 +50,8 @@ export interface Sandbox {
   /** Provider-level id (container id, E2B sandbox id). */
   readonly id: string;
   readonly provider: SandboxProviderName;
+  /** True when WORKSPACE is known to hold nothing before the server's uploads (no listing is needed to tell what the run made). */
+  readonly startsEmpty?: boolean;
   exec(command: string, opts: ExecOptions): Promise<ExecResult>;
   /** Absolute path; parent folders are created; the file ends up owned by the sandbox user. Aborting the signal stops it and rejects with the signal's reason. */
   writeFile(path: string, data: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void>;
@@ -137,6 +139,10 @@ export interface SandboxProvider {
   runtimeStatus?(): Promise<RuntimeStatus | undefined>;
   /** For `doctor`: whether the image (default: the configured one) is on the engine host; undefined when the engine does not answer. Never throws. */
   imagePresent?(image?: string): Promise<boolean | undefined>;
+  /** Sandboxes kept ready ahead of runs (docs/operations.md#warm-pool): how many are wanted and how many are ready now. Cheap, for /health. */
+  warmPoolState?(): { size: number; ready: number };
+  /** At shutdown, after the runs are drained: stops background work (warm-pool refills) and destroys idle sandboxes. Never rejects. */
+  close?(): Promise<void>;
 }
 
 /**
@@ -186,6 +192,8 @@ export interface DockerSettings {
   pullTimeoutSeconds?: number;
   /** Images pulled in the background when the provider starts, so no run waits for them. */
   prepull?: string[];
+  /** Idle sandboxes of `image` kept ready for runs to take (docs/operations.md#warm-pool); 0 = none. */
+  warmPool?: number;
   /** Engine address from DOCKER_HOST (unix://, tcp://, http(s)://); undefined = the local socket. */
   host?: string;
 }

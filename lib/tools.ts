@@ -9,7 +9,6 @@ import { decodeText, truncateMiddle } from './text.ts';
 import { toFieldIssues } from './validate.ts';
 import type { BASE_TOOL_NAMES } from './tool-names.ts';
 
-
 export const DEFAULT_COMMAND_TIMEOUT_S = 120;
 const MAX_READ_BYTES = 10 * 1024 * 1024;
 const MAX_LIST_ENTRIES = 1000;
@@ -74,8 +73,15 @@ export function sandboxPath(path: string): string {
   return posix.resolve(WORKSPACE, path);
 }
 
-const pathString = (description: string) => v.pipe(v.string(), v.nonEmpty('must not be empty'), v.description(description));
+/** A string input that must not be empty, shown to the model with `description`. */
+export const requiredText = (description: string) => v.pipe(v.string(), v.nonEmpty('must not be empty'), v.description(description));
 const positiveInt = (description: string) => v.pipe(v.number(), v.integer(), v.minValue(1), v.description(description));
+
+/** The inputs of a shell command, for `bash` and composite runs' `exec_in`. */
+export const commandInput = {
+  command: requiredText('The command line to run.'),
+  timeoutSeconds: v.optional(positiveInt(`Timeout in seconds (default ${DEFAULT_COMMAND_TIMEOUT_S}).`)),
+};
 
 /** Runs a shell command with the given timeout (capped by the run's remaining time) and formats the result. */
 export async function runCommand(sandbox: Sandbox, command: string, timeoutSeconds: number | undefined, ctx: ToolContext): Promise<ToolOutcome> {
@@ -123,16 +129,13 @@ export const BASE_TOOLS: Record<(typeof BASE_TOOL_NAMES)[number], ToolDef> = {
     description:
       'Run a shell command (sh -c) in the sandbox, working directory /workspace. Returns stdout, stderr and the exit code. ' +
       `Default timeout ${DEFAULT_COMMAND_TIMEOUT_S}s; on timeout the command and its children are killed.`,
-    input: v.object({
-      command: pathString('The command line to run.'),
-      timeoutSeconds: v.optional(positiveInt(`Timeout in seconds (default ${DEFAULT_COMMAND_TIMEOUT_S}).`)),
-    }),
+    input: v.object(commandInput),
     run: (input, ctx) => runCommand(ctx.sandbox('main'), input.command, input.timeoutSeconds, ctx),
   }),
   read_file: defineTool({
     name: 'read_file',
     description: 'Read a text file. Relative paths are under /workspace. offset is the first line (1-based), limit the number of lines.',
-    input: v.object({ path: pathString('File path.'), offset: v.optional(positiveInt('First line, 1-based.')), limit: v.optional(positiveInt('Number of lines.')) }),
+    input: v.object({ path: requiredText('File path.'), offset: v.optional(positiveInt('First line, 1-based.')), limit: v.optional(positiveInt('Number of lines.')) }),
     async run(input, ctx) {
       const text = await readText(ctx.sandbox('main'), sandboxPath(input.path), ctx.signal);
       if (input.offset === undefined && input.limit === undefined) return { content: truncateMiddle(text), isError: false };
@@ -145,7 +148,7 @@ export const BASE_TOOLS: Record<(typeof BASE_TOOL_NAMES)[number], ToolDef> = {
   write_file: defineTool({
     name: 'write_file',
     description: 'Create or overwrite a text file (parent folders are created). Relative paths are under /workspace.',
-    input: v.object({ path: pathString('File path.'), content: v.pipe(v.string(), v.description('The full new content.')) }),
+    input: v.object({ path: requiredText('File path.'), content: v.pipe(v.string(), v.description('The full new content.')) }),
     async run(input, ctx) {
       const path = sandboxPath(input.path);
       const bytes = enc.encode(input.content);
@@ -158,8 +161,8 @@ export const BASE_TOOLS: Record<(typeof BASE_TOOL_NAMES)[number], ToolDef> = {
     name: 'edit_file',
     description: 'Replace one exact, unique occurrence of oldText with newText in a file. Fails if oldText is missing or occurs more than once.',
     input: v.object({
-      path: pathString('File path.'),
-      oldText: pathString('Exact text to replace.'),
+      path: requiredText('File path.'),
+      oldText: requiredText('Exact text to replace.'),
       newText: v.pipe(v.string(), v.description('Replacement.')),
     }),
     async run(input, ctx) {
@@ -179,7 +182,7 @@ export const BASE_TOOLS: Record<(typeof BASE_TOOL_NAMES)[number], ToolDef> = {
   list_files: defineTool({
     name: 'list_files',
     description: 'List files and folders under a folder (default /workspace), recursively, with types and sizes.',
-    input: v.object({ path: v.optional(pathString('Folder path (default /workspace).')) }),
+    input: v.object({ path: v.optional(requiredText('Folder path (default /workspace).')) }),
     async run(input, ctx) {
       const root = sandboxPath(input.path ?? '.');
       const entries = (await ctx.sandbox('main').list(root, { signal: ctx.signal })).sort((a, b) => a.path.localeCompare(b.path));

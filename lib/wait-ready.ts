@@ -1,6 +1,8 @@
 // `sandcaster wait`: blocks until a server answers GET /health with 200, so a script can start the server
 // in the background and send its first request only once it listens (and not while it drains).
 
+import { sleep } from './abort.ts';
+
 const ATTEMPT_TIMEOUT_MS = 2000;
 
 /** Polls `<baseUrl>/health` every `everyMs` until it answers 200 (true) or `timeoutMs` passes (false, with what was seen last). */
@@ -19,6 +21,6 @@ export async function waitReady(baseUrl: string, timeoutMs: number, everyMs = 20
       last = cause ?? (err as Error).message;
     }
     if (Date.now() + everyMs > until) return { ready: false, last };
-    await new Promise((r) => setTimeout(r, everyMs));
+    await sleep(everyMs);
   }
 }

@@ -2,45 +2,7 @@
 // parsed here; a dropped connection is picked up again with Last-Event-ID, with no gap and no duplicate.
 import { api, ApiError, getJson } from './api.js';
 import { sleep } from './dom.js';
-
-/** Parses a text/event-stream body into {id, event, data} messages; comments (`: ping`) are skipped. */
-export async function* readSse(body) {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
-  let scanned = 0;
-  let msg = { id: undefined, event: 'message', data: [] };
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      buf += value;
-      let nl;
-      // Scan only what is new: a 10 MiB `file` event arrives in many chunks on one line.
-      while ((nl = buf.indexOf('\n', scanned)) >= 0) {
-        let line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        scanned = 0;
-        if (line.endsWith('\r')) line = line.slice(0, -1);
-        if (line === '') {
-          if (msg.data.length) yield { id: msg.id, event: msg.event, data: msg.data.join('\n') };
-          msg = { id: undefined, event: 'message', data: [] };
-          continue;
-        }
-        if (line.startsWith(':')) continue;
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        let value = colon < 0 ? '' : line.slice(colon + 1);
-        if (value.startsWith(' ')) value = value.slice(1);
-        if (field === 'id') msg.id = value;
-        else if (field === 'event') msg.event = value;
-        else if (field === 'data') msg.data.push(value);
-      }
-      scanned = buf.length;
-    }
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-}
+import { readSse } from './sse-parse.js';
 
 export const isTerminal = (e) => e.type === 'result' || e.type === 'error';
 

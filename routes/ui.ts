@@ -15,6 +15,7 @@ const FILES: Record<string, string> = {
   '/ui/app.js': 'app.js',
   '/ui/api.js': 'api.js',
   '/ui/sse.js': 'sse.js',
+  '/ui/sse-parse.js': 'sse-parse.js',
   '/ui/dom.js': 'dom.js',
   '/ui/list.js': 'list.js',
   '/ui/run.js': 'run.js',

@@ -79,7 +79,7 @@ describe('docker sandbox', { timeout: 120_000 }, () => {
       echo "ws $(stat -c '%u:%g' /workspace)"
       touch /workspace/.probe && rm /workspace/.probe && echo "ws writable"
       grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '
-      echo "init $(tr '\\0' ' ' </proc/1/cmdline)"
+      echo "init $(tr '\\0\\n' '  ' </proc/1/cmdline)"
       env | cut -d= -f1 | sort | tr '\\n' ' '; echo
       env | grep -ciE 'sk-ant|key|token|secret|password' || true`);
     assert.equal(r.exitCode, 0, r.stderr);

@@ -24,7 +24,7 @@ function filesUnder(dir: string, ext: RegExp): string[] {
 }
 
 /** The server's own source: what ships and runs. */
-const SERVER_SOURCES = ['server.ts', 'app.ts', ...filesUnder('routes', /\.(ts|mjs)$/), ...filesUnder('lib', /\.(ts|mjs)$/), ...filesUnder('providers', /\.(ts|mjs)$/)];
+const SERVER_SOURCES = ['server.ts', 'app.ts', 'commands.ts', ...filesUnder('routes', /\.(ts|mjs)$/), ...filesUnder('lib', /\.(ts|mjs)$/), ...filesUnder('providers', /\.(ts|mjs)$/)];
 
 /** A fence line: three or more backticks or tildes, and no backtick after (CommonMark; "```` ```json ````" is inline code). */
 const FENCE = /^\s*(`{3,}|~{3,})[^`]*$/;

@@ -206,7 +206,7 @@ describe('Podman', { skip, timeout: 300_000 }, () => {
       const info = await new Docker({ socketPath: PODMAN }).getContainer(sb.id).inspect();
       // memoryMb plus the storage kept in memory (workspace 88, /tmp 32, /dev/shm 8 MiB of diskMb 128).
       assert.deepEqual([info.HostConfig.Memory, info.HostConfig.PidsLimit], [(256 + 88 + 32 + 8) << 20, 128], 'limits as asked');
-      const r = await sb.exec("ulimit -n; ulimit -u; tr '\\0' ' ' </proc/1/cmdline; echo; stat -c %u:%g /workspace; df -k /workspace /var/tmp | tail -2 | tr -s ' ' | cut -d' ' -f2; touch /run/x 2>&1", { timeoutMs: 15_000 });
+      const r = await sb.exec("ulimit -n; ulimit -u; tr '\\0\\n' '  ' </proc/1/cmdline; echo; stat -c %u:%g /workspace; df -k /workspace /var/tmp | tail -2 | tr -s ' ' | cut -d' ' -f2; touch /run/x 2>&1", { timeoutMs: 15_000 });
       const [nofile, nproc, init, owner, wsKb, varTmpKb, run] = r.stdout.trim().split('\n');
       // Podman would otherwise ask for 1048576 open files, above this host's hard limit, and fail to start.
       assert.deepEqual([nofile, nproc], ['4096', '16384']);

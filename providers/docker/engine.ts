@@ -1,6 +1,7 @@
 // The Docker engine as the provider sees it: the client, one bounded call, and how engine failures map to
 // SandboxError codes. Every engine call goes through `call`, so none can hang a run or outlive its signal.
 import Docker from 'dockerode';
+import { deadline } from '../../lib/abort.ts';
 import { SandboxError } from '../../lib/sandbox.ts';
 
 /** Bound on one engine API call, so a stuck engine can never hang a run. */
@@ -55,12 +56,6 @@ export function toSandboxError(err: unknown, what: string): SandboxError {
   return new SandboxError('SANDBOX_ERROR', `${what}: ${msg}`, undefined, { cause: err });
 }
 
-export function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw signal.reason;
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * The engine client for DOCKER_HOST as configured. A unix socket is taken from the setting itself; other
  * schemes (tcp://, TLS with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://) are left to docker-modem, which
@@ -92,23 +87,19 @@ export function createEngine(docker: Docker, timeoutMs = ENGINE_TIMEOUT_MS): Eng
     timeoutMs,
     async call(what, fn, opts = {}) {
       const { signal } = opts;
-      throwIfAborted(signal);
+      signal?.throwIfAborted();
       const ms = opts.ms ?? timeoutMs;
-      const ac = new AbortController();
-      const timer = setTimeout(() => ac.abort(), Math.min(ms, 2 ** 31 - 1));
-      const onAbort = () => ac.abort();
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const limit = deadline(ms, signal);
       try {
-        return await fn(ac.signal);
+        return await fn(limit.signal);
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
-        if (ac.signal.aborted) {
+        if (limit.signal.aborted) {
           throw new SandboxError('SANDBOX_ERROR', `${what}: the Docker engine did not answer within ${Math.round(ms / 1000)}s`, ENGINE_HINT, { cause: err });
         }
         throw toSandboxError(err, what);
       } finally {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        limit.clear();
       }
     },
   };

@@ -4,9 +4,10 @@
 import { posix } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
-import { log } from '../../lib/log.ts';
+import { deadline, onAbort, settledWithin, sleep } from '../../lib/abort.ts';
+import { guarded, log } from '../../lib/log.ts';
 import { SandboxError, WORKSPACE, type ExecOptions, type ExecResult } from '../../lib/sandbox.ts';
-import { sleep, throwIfAborted, type Engine } from './engine.ts';
+import type { Engine } from './engine.ts';
 
 /** Characters of output kept per stream at the start and at the end; the middle of a flood is dropped. */
 const OUTPUT_KEEP = 1 << 20;
@@ -59,7 +60,7 @@ type HijackedStream = NodeJS.ReadWriteStream & { destroy(): void };
 export async function runProcess(t: Target, o: RunOptions): Promise<RunOutcome> {
   const { engine, container } = t;
   const call = engine.call;
-  throwIfAborted(o.signal);
+  o.signal?.throwIfAborted();
   const exec = await call('exec', (s) =>
     container.exec({
       Cmd: ['/bin/sh', '-c', WRAPPER, 'sandcaster', o.script, o.cwd, ...(o.args ?? [])],
@@ -97,11 +98,7 @@ export async function runProcess(t: Target, o: RunOptions): Promise<RunOutcome> 
   // demuxStream only ever calls write(); plain objects stand in for writable streams.
   const sink = (write: (b: Buffer) => boolean) => ({ write }) as unknown as NodeJS.WritableStream;
   engine.docker.modem.demuxStream(stream, sink(onStdoutBytes), sink((b) => (deliver(o.onStderr, b), true)));
-  const ended = new Promise<void>((resolve) => {
-    stream.once('end', resolve);
-    stream.once('close', resolve);
-    stream.once('error', () => resolve());
-  });
+  const ended = endOf(stream);
   if (o.stdin !== undefined) {
     // The command may end before reading it all (a failed mkdir): a write error then is not ours to report.
     stream.on('error', () => {});
@@ -110,11 +107,11 @@ export async function runProcess(t: Target, o: RunOptions): Promise<RunOutcome> 
   }
 
   let lost: SandboxError | undefined;
+  const limit = deadline(o.timeoutMs, o.signal);
   const how = await new Promise<'done' | 'timeout' | 'abort' | 'stopped' | 'lost'>((resolve) => {
     const finish = (h: 'done' | 'timeout' | 'abort' | 'stopped' | 'lost') => {
-      clearTimeout(timer);
+      limit.clear();
       clearInterval(watch);
-      o.signal?.removeEventListener('abort', onAbort);
       resolve(h);
     };
     // A sandbox that dies (gVisor ends the whole sandbox past its memory or pids limit) can leave the exec's
@@ -128,11 +125,8 @@ export async function runProcess(t: Target, o: RunOptions): Promise<RunOutcome> 
         if (err) (lost = err), finish('lost');
       });
     }, LIVENESS_MS);
-    const timer = setTimeout(() => finish('timeout'), Math.min(o.timeoutMs, 2 ** 31 - 1)); // larger would fire at once
-    const onAbort = () => finish('abort');
     stop = () => finish('stopped');
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    if (o.signal?.aborted) finish('abort');
+    onAbort(limit.signal, () => finish(o.signal?.aborted ? 'abort' : 'timeout'));
     void ended.then(() => finish('done'));
   });
 
@@ -155,7 +149,7 @@ export async function runProcess(t: Target, o: RunOptions): Promise<RunOutcome> 
     // the end of the output (then there is nothing left to kill), within the engine bound.
     if (pid === undefined) await settledWithin(Promise.race([pidLine, ended]), engine.timeoutMs);
     await killGroup(t, pid, exec);
-    if (how === 'timeout') await Promise.race([ended, sleep(500)]); // let the last output in
+    if (how === 'timeout') await settledWithin(ended, 500); // let the last output in
   } catch (e) {
     if (how === 'timeout') throw e;
   } finally {
@@ -165,11 +159,12 @@ export async function runProcess(t: Target, o: RunOptions): Promise<RunOutcome> 
   return { how, exitCode: null };
 }
 
-/** Waits for `p` at most `ms`, leaving no timer behind. */
-function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+/** Resolves when the stream ends, closes or fails. */
+function endOf(stream: NodeJS.ReadableStream): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    void p.finally(() => (clearTimeout(timer), resolve()));
+    stream.once('end', resolve);
+    stream.once('close', resolve);
+    stream.once('error', () => resolve());
   });
 }
 
@@ -214,9 +209,7 @@ async function killGroup(t: Target, pid: number | undefined, exec: Docker.Exec):
     );
     const ks = (await call('exec', (s) => kill.start({ hijack: true, stdin: false, abortSignal: s }))) as HijackedStream;
     ks.resume();
-    const timer = setTimeout(() => ks.destroy(), t.engine.timeoutMs);
-    await new Promise((r) => (ks.once('end', r), ks.once('close', r), ks.once('error', r)));
-    clearTimeout(timer);
+    await settledWithin(endOf(ks), t.engine.timeoutMs);
     ks.destroy();
   }
   const info = await finished(t, exec);
@@ -251,16 +244,10 @@ export async function execCommand(t: Target, command: string, o: ExecOptions): P
   const err = collector();
   const outText = new StringDecoder('utf8');
   const errText = new StringDecoder('utf8');
-  // A throwing listener must not crash the process from inside a stream callback.
-  const notify = (cb: ((s: string) => void) | undefined, s: string) => {
-    try {
-      cb?.(s);
-    } catch (e) {
-      log.warn('exec output listener failed', { error: e });
-    }
-  };
-  const emitOut = (s: string) => s && (out.add(s), notify(o.onStdout, s));
-  const emitErr = (s: string) => s && (err.add(s), notify(o.onStderr, s));
+  const onStdout = guarded(o.onStdout, 'exec output listener failed', { container: t.name });
+  const onStderr = guarded(o.onStderr, 'exec output listener failed', { container: t.name });
+  const emitOut = (s: string) => s && (out.add(s), onStdout(s));
+  const emitErr = (s: string) => s && (err.add(s), onStderr(s));
   const r = await runProcess(t, {
     script: command,
     cwd: posix.resolve(WORKSPACE, o.cwd ?? WORKSPACE),

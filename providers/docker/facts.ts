@@ -1,7 +1,8 @@
 // What the provider learns about its engine once: Docker or Podman (behind the same API), its version, the
 // OCI runtimes it has registered and its default one. Kept for the provider's life; a failed look is retried
 // by the next caller.
-import { throwIfAborted, type Engine } from './engine.ts';
+import { raceAbort } from '../../lib/abort.ts';
+import type { Engine } from './engine.ts';
 
 export interface EngineFacts {
   podman: boolean;
@@ -36,18 +37,12 @@ export function engineFacts(engine: Engine): (signal?: AbortSignal) => Promise<E
       defaultRuntime: typeof info.DefaultRuntime === 'string' ? info.DefaultRuntime : undefined,
     };
   };
-  return (signal) => {
-    throwIfAborted(signal);
-    if (!facts) {
-      facts = look();
-      facts.catch(() => (facts = undefined));
-    }
-    if (!signal) return facts;
-    const p = facts;
-    return new Promise<EngineFacts>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
-  };
+  return (signal) =>
+    raceAbort(() => {
+      if (!facts) {
+        facts = look();
+        facts.catch(() => (facts = undefined));
+      }
+      return facts;
+    }, signal);
 }

@@ -124,9 +124,12 @@ export async function readFile(t: Target, path: string, opts: { maxBytes?: numbe
 
 const ENTRY = /^([0-9a-f]+) (\d+) (-?\d+) \.\/(.+)$/;
 
-function entryOf(line: string): FileEntry | undefined {
+/** One line of the listing's `stat -c '%f %s %Y %n'` output; undefined when it is not one. */
+export function entryOf(line: string): FileEntry | undefined {
   const m = ENTRY.exec(line);
   if (!m) return undefined;
+  // find never prints an empty, `.` or `..` segment; the line is text from the sandbox, so such a path is refused.
+  if (m[4]!.split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) return undefined;
   const format = parseInt(m[1]!, 16) & 0o170000;
   const type = format === 0o100000 ? 'file' : format === 0o040000 ? 'dir' : format === 0o120000 ? 'symlink' : 'other';
   return { path: m[4]!, type, size: type === 'file' ? Number(m[2]) : 0, mtimeMs: Number(m[3]) * 1000 };

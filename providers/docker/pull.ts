@@ -2,7 +2,8 @@
 // start, its progress at most once a second and its end, and can give up on its own without stopping the
 // pull. A pull has its own time bound (docker.pullTimeoutSeconds), apart from any run's timeout. Images
 // listed in docker.prepull are pulled in the background when the provider starts, unless already present.
-import { log } from '../../lib/log.ts';
+import { deadline, raceAbort } from '../../lib/abort.ts';
+import { guarded, log } from '../../lib/log.ts';
 import { SandboxError, type ImagePullEvent, type PrepullState } from '../../lib/sandbox.ts';
 import { ENGINE_HINT, engineMessage, status, toSandboxError, type Engine } from './engine.ts';
 
@@ -89,13 +90,7 @@ export function createPuller(engine: Engine, pullTimeoutMs: number): Puller {
   const prepulls = new Map<string, PrepullState>();
 
   const tell = (listeners: Iterable<Listener>, e: ImagePullEvent) => {
-    for (const l of listeners) {
-      try {
-        l(e);
-      } catch (err) {
-        log.warn('image pull listener failed', { image: e.image, error: err });
-      }
-    }
+    for (const l of listeners) guarded(l, 'image pull listener failed', { image: e.image })(e);
   };
 
   async function doPull(image: string, entry: PullEntry): Promise<void> {
@@ -107,13 +102,11 @@ export function createPuller(engine: Engine, pullTimeoutMs: number): Puller {
     let lastLog = started;
     // The pull's own bound, said as such (an engine call past its deadline would blame the engine).
     const secs = Math.round(pullTimeoutMs / 1000);
-    const bound = new AbortController();
-    const timer = setTimeout(
-      () =>
-        bound.abort(
-          new SandboxError('SANDBOX_ERROR', `image ${image} could not be pulled within ${secs} s (docker.pullTimeoutSeconds)`, `Raise docker.pullTimeoutSeconds, or pull it on the Docker host beforehand (docker pull ${image}) or list it in docker.prepull.`),
-        ),
+    const bound = deadline(
       pullTimeoutMs,
+      undefined,
+      () =>
+        new SandboxError('SANDBOX_ERROR', `image ${image} could not be pulled within ${secs} s (docker.pullTimeoutSeconds)`, `Raise docker.pullTimeoutSeconds, or pull it on the Docker host beforehand (docker pull ${image}) or list it in docker.prepull.`),
     );
     try {
       await engine.call(
@@ -157,7 +150,7 @@ export function createPuller(engine: Engine, pullTimeoutMs: number): Puller {
       tell(entry.listeners, entry.end);
       throw failure;
     } finally {
-      clearTimeout(timer);
+      bound.clear();
     }
     log.info('pulled docker image', { image: ref, durationMs: Date.now() - started });
     entry.end = { stage: 'end', image, ok: true, durationMs: Date.now() - started };
@@ -180,17 +173,7 @@ export function createPuller(engine: Engine, pullTimeoutMs: number): Puller {
       if (entry.end) tell([onEvent], entry.end);
       else listeners.add(onEvent);
     }
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        if (onEvent) listeners.delete(onEvent);
-        reject(signal!.reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      done.then(resolve, reject).finally(() => {
-        signal?.removeEventListener('abort', onAbort);
-        if (onEvent) listeners.delete(onEvent);
-      });
-    });
+    return raceAbort(done, signal).finally(() => onEvent && listeners.delete(onEvent));
   }
 
   async function present(image: string): Promise<boolean> {

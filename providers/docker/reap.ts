@@ -1,41 +1,30 @@
 // Removing sandboxes: one removal bounded in time as a whole, and the reaper, which removes the orphans of an
 // instance a few at a time and goes on past any one that fails or hangs (it is tried again next round).
+import type Docker from 'dockerode';
+import { deadline } from '../../lib/abort.ts';
 import { log } from '../../lib/log.ts';
-import { SandboxError, WORKSPACE } from '../../lib/sandbox.ts';
-import { engineMessage, sleep, status, throwIfAborted, type Engine } from './engine.ts';
+import { SandboxError } from '../../lib/sandbox.ts';
+import { engineMessage, status, type Engine } from './engine.ts';
 
-/** Bound on removing one sandbox (container and volume, retries included). */
+/** Bound on removing one sandbox. */
 export const REMOVE_TIMEOUT_MS = 30_000;
 /** Removals the reaper runs at once. */
 const REAP_CONCURRENCY = 4;
 
-/** Removes a container and its volume within `ms`; "already gone" counts as success. */
-export async function removeSandbox(engine: Engine, container: string, volume: string | undefined, ms = REMOVE_TIMEOUT_MS): Promise<void> {
-  const ac = new AbortController();
-  const timer = setTimeout(
-    () => ac.abort(new SandboxError('SANDBOX_ERROR', `removing sandbox ${container} did not finish within ${Math.round(ms / 1000)}s; it will be reaped later`)),
-    ms,
-  );
+/**
+ * Removes a container, killing it first, and its anonymous /workspace volume, in one engine call within `ms`;
+ * "already gone" counts as success. Named volumes of older versions are left to the reaper's volume sweep.
+ */
+export async function removeSandbox(engine: Engine, container: string, ms = REMOVE_TIMEOUT_MS): Promise<void> {
+  const limit = deadline(ms, undefined, () => new SandboxError('SANDBOX_ERROR', `removing sandbox ${container} did not finish within ${Math.round(ms / 1000)}s; it will be reaped later`));
+  const { signal } = limit;
   const { docker } = engine;
   try {
-    await engine.call('remove container', (s) => docker.getContainer(container).remove({ force: true, v: true, abortSignal: s }), { signal: ac.signal }).catch((err) => {
+    await engine.call('remove container', (s) => docker.getContainer(container).remove({ force: true, v: true, abortSignal: s }), { signal }).catch((err) => {
       if (status(err) !== 404 && !/removal of container .* is already in progress/i.test(engineMessage(err.cause))) throw err;
     });
-    if (!volume) return;
-    // The engine can report the volume in use for a moment while a concurrent removal finishes.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await engine.call('remove volume', (s) => docker.getVolume(volume).remove({ abortSignal: s }), { signal: ac.signal });
-        return;
-      } catch (err) {
-        if (status(err) === 404) return;
-        if (status(err) !== 409 || attempt >= 10) throw err;
-        await sleep(100);
-        throwIfAborted(ac.signal);
-      }
-    }
   } finally {
-    clearTimeout(timer);
+    limit.clear();
   }
 }
 
@@ -48,27 +37,36 @@ async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promis
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+/** Containers this process keeps apart from runs in flight (the warm pool's), by container name. */
+export interface KeptByName {
+  keeps(name: string, keepRunIds: ReadonlySet<string>): boolean;
+  /** Told when the reaper removed one of them. */
+  forget(name: string): void;
+}
+
 /**
- * Removes this instance's sandboxes whose run is not kept. Only a failure to list (the engine itself) rejects;
- * a sandbox that cannot be removed is logged and left for the next round, and the others are removed anyway.
+ * Removes this instance's sandboxes whose run is not kept (nor kept by `kept`), then its loose workspace
+ * volumes (named ones of older versions, or left by an interrupted removal). Only a failure to list (the
+ * engine itself) rejects; a sandbox that cannot be removed is logged and left for the next round.
  */
-export async function reap(engine: Engine, instanceId: string, keepRunIds: ReadonlySet<string>, removeMs = REMOVE_TIMEOUT_MS): Promise<number> {
+export async function reap(engine: Engine, instanceId: string, keepRunIds: ReadonlySet<string>, removeMs = REMOVE_TIMEOUT_MS, kept?: KeptByName): Promise<number> {
   const { docker } = engine;
   const filters = { label: [`sandcaster.instance=${instanceId}`] };
   const containers = await engine.call('list containers', (s) => docker.listContainers({ all: true, filters, abortSignal: s }));
-  const doomed = containers.filter((c) => !keepRunIds.has(c.Labels['sandcaster.run'] ?? ''));
+  const nameOf = (c: Docker.ContainerInfo) => (c.Names?.[0] ?? '').replace(/^\//, '');
+  const doomed = containers.filter((c) => !keepRunIds.has(c.Labels['sandcaster.run'] ?? '') && !kept?.keeps(nameOf(c), keepRunIds));
   let removed = 0;
   await eachLimited(doomed, REAP_CONCURRENCY, async (c) => {
-    const volume = (c.Mounts ?? []).find((m) => m.Type === 'volume' && m.Destination === WORKSPACE)?.Name;
     try {
-      await removeSandbox(engine, c.Id, volume, removeMs);
+      await removeSandbox(engine, c.Id, removeMs);
+      kept?.forget(nameOf(c));
       removed++;
     } catch (err) {
       log.warn('could not reap a docker sandbox; will retry', { instanceId, container: c.Id, error: err });
     }
   });
-  // Volumes whose container is already gone (a removal interrupted half-way).
-  const { Volumes } = await engine.call('list volumes', (s) => docker.listVolumes({ filters, abortSignal: s }));
+  // Only volumes no container uses: a live sandbox's (pooled or not) is never touched.
+  const { Volumes } = await engine.call('list volumes', (s) => docker.listVolumes({ filters: { ...filters, dangling: ['true'] }, abortSignal: s }));
   const loose = (Volumes ?? []).filter((v) => !keepRunIds.has(v.Labels?.['sandcaster.run'] ?? ''));
   await eachLimited(loose, REAP_CONCURRENCY, async (v) => {
     await engine.call('remove volume', (s) => docker.getVolume(v.Name).remove({ abortSignal: s })).catch((err) => {

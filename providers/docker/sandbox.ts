@@ -1,8 +1,9 @@
-// One Docker sandbox: a running hardened container and its workspace volume. Commands and file operations
+// One Docker sandbox: a running hardened container and its (anonymous) workspace volume. Commands and file operations
 // run as the sandbox user through exec (exec.ts, files.ts); only the server's uploads use the archive API.
 import type Docker from 'dockerode';
 import { log } from '../../lib/log.ts';
-import type { ExecOptions, ExecResult, FileEntry, PlacedFile, Sandbox } from '../../lib/sandbox.ts';
+import { WORKSPACE, type ExecOptions, type ExecResult, type FileEntry, type PlacedFile, type Sandbox } from '../../lib/sandbox.ts';
+import type { ControlChannel } from './control.ts';
 import type { Engine } from './engine.ts';
 import { execCommand, type Target } from './exec.ts';
 import * as files from './files.ts';
@@ -11,6 +12,8 @@ import { parseUser } from './spec.ts';
 
 export class DockerSandbox implements Sandbox {
   readonly provider = 'docker' as const;
+  /** /workspace is a fresh tmpfs that copies nothing from the image (spec.ts), so it starts empty. */
+  readonly startsEmpty = true;
   readonly id: string;
   private readonly target: Target;
   private readonly owner: { uid: number; gid: number };
@@ -21,9 +24,12 @@ export class DockerSandbox implements Sandbox {
     private readonly engine: Engine,
     container: Docker.Container,
     readonly name: string,
-    private readonly volume: string | undefined,
     user: string,
     private readonly removeMs = REMOVE_TIMEOUT_MS,
+    /** Told once the container is gone (the warm pool stops keeping a taken sandbox's name). */
+    private readonly onRemoved?: () => void,
+    /** Answers the /workspace listing without an exec (control.ts); absent when the engine refused the attach. */
+    private readonly control?: ControlChannel,
   ) {
     this.id = container.id;
     this.target = { engine, container, name, user };
@@ -42,7 +48,11 @@ export class DockerSandbox implements Sandbox {
     return files.readFile(this.target, path, opts);
   }
 
-  list(path: string, opts?: { signal?: AbortSignal }): Promise<FileEntry[]> {
+  async list(path: string, opts?: { signal?: AbortSignal }): Promise<FileEntry[]> {
+    if (this.control && files.absolute(path) === WORKSPACE) {
+      const entries = await this.control.list(opts?.signal);
+      if (entries) return entries;
+    }
     return files.list(this.target, path, opts?.signal);
   }
 
@@ -53,9 +63,11 @@ export class DockerSandbox implements Sandbox {
   /** Idempotent and bounded in time; a failure leaves the labelled container to the reaper. */
   destroy(): Promise<void> {
     if (this.destroyed) return Promise.resolve();
-    this.destroying ??= removeSandbox(this.engine, this.name, this.volume, this.removeMs).then(
+    this.control?.close();
+    this.destroying ??= removeSandbox(this.engine, this.name, this.removeMs).then(
       () => {
         this.destroyed = true;
+        this.onRemoved?.();
         log.debug('docker sandbox destroyed', { container: this.name });
       },
       (err) => {

@@ -2,13 +2,8 @@
 // Exported for the benchmark floor, which must create exactly the container the provider creates.
 import type Docker from 'dockerode';
 import { WORKSPACE, type DockerSettings } from '../../lib/sandbox.ts';
+import { KEEPALIVE } from './control.ts';
 
-/**
- * Keeps the container alive with nothing but sh: `read` blocks on stdin, a pipe the engine holds open
- * because of OpenStdin (busybox-only images may lack a `sleep` on PATH). Init: true puts docker-init in
- * front as PID 1 to reap zombies.
- */
-const KEEPALIVE = ['/bin/sh', '-c', 'read _'];
 
 /** Parses "uid" or "uid:gid" (lib/config.ts only lets numeric values through); tar headers and mounts need numbers. */
 export function parseUser(user: string): { uid: number; gid: number } {
@@ -85,7 +80,8 @@ export function processLimits(settings: DockerSettings, gvisor: boolean): { pids
  *
  * Storage, bounded by `diskMb` in total (see storageSplit): /workspace is a labelled `local` volume of type
  * tmpfs, sized, and owned by the sandbox user from the start (with CapDrop ALL nothing inside could chown it);
- * the archive API reads and writes it like any volume. /tmp and /dev/shm are tmpfs. The root filesystem is
+ * the archive API reads and writes it like any volume. It is anonymous (no `volume` name), so removing the
+ * container with `v` removes it in the same engine call; a name is only for callers that remove it themselves. /tmp and /dev/shm are tmpfs. The root filesystem is
  * read-only by default; a writable root would be an unbounded layer on the host disk with overlay2 on ext4,
  * so it gets a quota (StorageOpt size) and the create fails when the engine cannot enforce one. Container
  * output goes to no log file (LogConfig none): the sandbox user could otherwise write without bound into the
@@ -93,7 +89,7 @@ export function processLimits(settings: DockerSettings, gvisor: boolean): { pids
  */
 export function containerSpec(
   settings: DockerSettings,
-  c: { name: string; image: string; labels: Record<string, string>; volume: string; gvisor?: boolean; podman?: boolean },
+  c: { name: string; image: string; labels: Record<string, string>; volume?: string; gvisor?: boolean; podman?: boolean },
 ): Docker.ContainerCreateOptions {
   const procs = processLimits(settings, c.gvisor ?? isGvisor(settings.runtime));
   const mib = 1024 * 1024;
@@ -106,7 +102,7 @@ export function containerSpec(
   let mounts: Docker.MountSettings[] = [
     {
       Type: 'volume',
-      Source: c.volume,
+      Source: c.volume ?? '', // empty: an anonymous volume
       Target: WORKSPACE,
       // NoCopy: the image's own /workspace is not copied in (it would land on the host disk, under the tmpfs).
       VolumeOptions: { NoCopy: true, Labels: c.labels, DriverConfig: { Name: 'local', Options: workspace } },
@@ -129,6 +125,8 @@ export function containerSpec(
   return {
     name: c.name,
     Image: c.image,
+    // The keep-alive (control.ts) waits on stdin, a pipe the engine holds open because of OpenStdin; Init puts
+    // docker-init in front as PID 1 to reap zombies.
     Cmd: KEEPALIVE,
     OpenStdin: true,
     User: settings.user,

@@ -3,23 +3,18 @@
 import { randomUUID } from 'node:crypto';
 import { CommandExitError, type CommandHandle } from 'e2b';
 import { WORKSPACE, type ExecOptions, type ExecResult } from '../../lib/sandbox.ts';
-import { log } from '../../lib/log.ts';
+import { deadline, onAbort, raceAbort, settledWithin } from '../../lib/abort.ts';
+import { guarded } from '../../lib/log.ts';
 import { mapError } from './errors.ts';
-import { EXEC_TAG, KILL_GRACE_MS, REQUEST_TIMEOUT_MS, delay, untilAborted, type BoxState } from './shared.ts';
+import { EXEC_TAG, KILL_GRACE_MS, REQUEST_TIMEOUT_MS, type BoxState } from './shared.ts';
 
 export async function exec(box: BoxState, command: string, opts: ExecOptions): Promise<ExecResult> {
   opts.signal?.throwIfAborted();
   const tag = randomUUID();
-  const safe = (fn?: (chunk: string) => void) => (chunk: string) => {
-    try {
-      fn?.(chunk);
-    } catch (err) {
-      log.warn('exec output callback threw', { runId: box.runId, error: err });
-    }
-  };
+  const safe = (fn?: (chunk: string) => void) => guarded(fn, 'exec output listener failed', { runId: box.runId });
   let handle: CommandHandle;
   try {
-    handle = await untilAborted(
+    handle = await raceAbort(
       box.sbx.commands.run(command, {
         background: true,
         cwd: opts.cwd ?? WORKSPACE,
@@ -49,15 +44,8 @@ export async function exec(box: BoxState, command: string, opts: ExecOptions): P
       throw err;
     },
   );
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  const stopped = new Promise<'timeout' | 'abort'>((resolve) => {
-    // setTimeout fires at once past 2^31-1 ms; runs are far shorter, but never trust that.
-    timer = setTimeout(() => resolve('timeout'), Math.min(opts.timeoutMs, 2 ** 31 - 1));
-    onAbort = () => resolve('abort');
-    if (opts.signal?.aborted) onAbort();
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  const limit = deadline(opts.timeoutMs, opts.signal);
+  const stopped = new Promise<'timeout' | 'abort'>((resolve) => onAbort(limit.signal, () => resolve(opts.signal?.aborted ? 'abort' : 'timeout')));
   try {
     const outcome = await Promise.race([exited, stopped]);
     if (typeof outcome === 'object') {
@@ -72,15 +60,14 @@ export async function exec(box: BoxState, command: string, opts: ExecOptions): P
       throw opts.signal?.reason;
     }
     // Give the stream a moment to deliver the end (and late output), then stop listening regardless.
-    await Promise.race([exited.catch(() => undefined), delay(KILL_GRACE_MS)]);
+    await settledWithin(exited, KILL_GRACE_MS);
     await handle.disconnect();
     return { stdout: handle.stdout, stderr: handle.stderr, exitCode: null, timedOut: true };
   } catch (err) {
     if (opts.signal?.aborted && err === opts.signal.reason) throw err;
     throw await mapError(box, err, 'running a command');
   } finally {
-    clearTimeout(timer);
-    if (onAbort) opts.signal?.removeEventListener('abort', onAbort);
+    limit.clear();
     exited.catch(() => undefined);
   }
 }

@@ -14,11 +14,12 @@
 // the error mapping, reap.ts the orphan reaper, shared.ts their constants and helpers.
 import { Sandbox as E2bSandbox } from 'e2b';
 import { WORKSPACE, type CreateOptions, type E2bSettings, type Sandbox, type SandboxProvider } from '../../lib/sandbox.ts';
+import { raceAbort } from '../../lib/abort.ts';
 import { log, registerSecret } from '../../lib/log.ts';
 import { E2bBox } from './box.ts';
 import { toSandboxError } from './errors.ts';
 import { reap } from './reap.ts';
-import { CREATE_TIMEOUT_MS, E2B_META_INSTANCE, E2B_META_RUN, REQUEST_TIMEOUT_MS, killQuietly, untilAborted } from './shared.ts';
+import { CREATE_TIMEOUT_MS, E2B_META_INSTANCE, E2B_META_RUN, REQUEST_TIMEOUT_MS, killQuietly } from './shared.ts';
 
 export { E2B_META_INSTANCE, E2B_META_RUN } from './shared.ts';
 
@@ -54,7 +55,7 @@ export function createE2bProvider(settings: E2bSettings): SandboxProvider {
       });
       let sbx: E2bSandbox;
       try {
-        sbx = await untilAborted(creating, opts.signal);
+        sbx = await raceAbort(creating, opts.signal);
       } catch (err) {
         if (opts.signal?.aborted) {
           creating.then((late) => killQuietly(late, opts.runId), () => undefined);
@@ -64,7 +65,7 @@ export function createE2bProvider(settings: E2bSettings): SandboxProvider {
       }
       try {
         // The base template has no /workspace; envd creates it owned by the default user.
-        await untilAborted(sbx.files.makeDir(WORKSPACE, { requestTimeoutMs: REQUEST_TIMEOUT_MS }), opts.signal);
+        await raceAbort(sbx.files.makeDir(WORKSPACE, { requestTimeoutMs: REQUEST_TIMEOUT_MS }), opts.signal);
       } catch (err) {
         await killQuietly(sbx, opts.runId);
         if (opts.signal?.aborted) throw opts.signal.reason;

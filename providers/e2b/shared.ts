@@ -1,5 +1,5 @@
 // What every part of the E2B provider shares: the metadata keys, the time bounds, the state of one live
-// sandbox, and the small helpers for aborting and killing.
+// sandbox, and killing one quietly.
 import type { Sandbox as E2bSandbox } from 'e2b';
 import { log } from '../../lib/log.ts';
 
@@ -35,19 +35,4 @@ export async function killQuietly(sbx: E2bSandbox, runId: string): Promise<void>
     // E2B's own timeout (run timeout + 60 s) and the reaper still get it.
     log.warn('e2b sandbox kill failed', { runId, sandboxId: sbx.sandboxId, error: err });
   }
-}
-
-/** Resolves or rejects with `p`, or rejects with the signal's reason as soon as it aborts. */
-export function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return p;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

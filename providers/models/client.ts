@@ -1,8 +1,8 @@
 // The model-client skeleton every wire API shares: one streamed call with abort, SDK retries and error
 // classification into a ModelError, deltas forwarded as they arrive. A wire API supplies only the
 // conversion to its request format, the SDK call, and a pure accumulator for its stream.
+import { raceAbort } from '../../lib/abort.ts';
 import type { ModelClient, ModelClientOptions, TurnRequest } from '../../lib/model.ts';
-import { abortable } from './abortable.ts';
 import type { StreamAccumulator } from './accumulator.ts';
 import { classifySdkError, toModelError, type SdkErrorClasses } from './errors.ts';
 import { sdkLogger, type SdkLogger } from './sdk-logger.ts';
@@ -60,7 +60,9 @@ export function createModelClient<Params, Event>(opts: ModelClientOptions, conne
     async turn(req, cb) {
       const params = wire.params(req);
       try {
-        return await abortable(req.signal, async () => {
+        // Rejects at once on abort, whatever the SDK is doing (the openai SDK's retry back-off ignores the
+        // signal); the SDK request gets the same signal, so the HTTP request is cancelled too.
+        return await raceAbort(async () => {
           const stream = await wire.send(params, req.signal);
           const acc = wire.accumulator();
           for await (const event of stream) {
@@ -72,7 +74,7 @@ export function createModelClient<Params, Event>(opts: ModelClientOptions, conne
           }
           req.signal.throwIfAborted();
           return acc.finish();
-        });
+        }, req.signal);
       } catch (err) {
         if (req.signal.aborted) throw req.signal.reason;
         throw toModelError(classifySdkError(err, wire.errors), { ...opts, maxRetries, model: req.model }, err);

@@ -46,16 +46,38 @@ const REST = `model, provider, sandbox_provider AS sandboxProvider, sandbox_id A
   cache_read_tokens AS cacheReadTokens, cache_write_tokens AS cacheWriteTokens, num_turns AS numTurns,
   duration_secs AS durationSecs, files_count AS filesCount, sandbox_count AS sandboxCount,
   started_at AS startedAt, completed_at AS completedAt`;
-const COLUMNS = `id, prompt, ${REST}`;
-// SQLite counts characters (code points) in substr() and length() of TEXT.
-const LIST_COLUMNS = `id, substr(prompt, 1, ${LIST_PROMPT_CHARS}) AS prompt, length(prompt) AS promptChars, ${REST}`;
+// The list reads the runs table alone: the whole prompts are in run_prompts (see lib/store-schema.ts).
+const LIST_COLUMNS = `id, prompt_preview AS prompt, prompt_chars AS promptChars, ${REST}`;
+
+/**
+ * The first LIST_PROMPT_CHARS characters of a prompt and its length, both in code points as SQLite's substr()
+ * and length() count them (the list cut them in SQL before, and the migration still does): a pair of UTF-16
+ * surrogates is one character, and so is a lone surrogate.
+ */
+export function promptPreview(prompt: string): { preview: string; chars: number } {
+  let chars = 0;
+  let end = prompt.length;
+  for (let i = 0; i < prompt.length; i++) {
+    if (chars === LIST_PROMPT_CHARS) end = Math.min(end, i);
+    const c = prompt.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < prompt.length) {
+      const d = prompt.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    chars++;
+  }
+  return { preview: prompt.slice(0, end), chars };
+}
 
 export class RunRows {
   private readonly stmts;
 
-  constructor(db: Database.Database) {
+  constructor(private readonly db: Database.Database) {
     this.stmts = {
-      insert: db.prepare(`INSERT INTO runs (id, prompt, model, provider, sandbox_provider, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)`),
+      insert: db.prepare(
+        `INSERT INTO runs (id, prompt_preview, prompt_chars, model, provider, sandbox_provider, status, started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)`,
+      ),
+      insertPrompt: db.prepare(`INSERT INTO run_prompts (run_id, prompt) VALUES (?, ?)`),
       sandbox: db.prepare(`UPDATE runs SET sandbox_id = COALESCE(sandbox_id, ?), sandbox_count = ? WHERE id = ?`),
       finish: db.prepare(
         `UPDATE runs SET status = @status, error_code = @errorCode, error = @error, cost_usd = @costUsd,
@@ -64,8 +86,8 @@ export class RunRows {
           files_count = @filesCount, sandbox_count = @sandboxCount, completed_at = @completedAt
         WHERE id = @id AND status = 'running'`,
       ),
-      get: db.prepare(`SELECT ${COLUMNS} FROM runs WHERE id = ?`),
-      // Prompts are cut in SQL, so a page of runs never carries (or copies into JS) the full prompts.
+      // The preview stands in should a prompt row be missing: the run stays readable.
+      get: db.prepare(`SELECT id, COALESCE(p.prompt, prompt_preview) AS prompt, ${REST} FROM runs LEFT JOIN run_prompts p ON p.run_id = id WHERE id = ?`),
       list: db.prepare(`SELECT ${LIST_COLUMNS} FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?`),
       listStatus: db.prepare(`SELECT ${LIST_COLUMNS} FROM runs WHERE status = ? ORDER BY started_at DESC, rowid DESC LIMIT ?`),
       // The page after a run: the rows that sort after it in the list's own order (started_at, then rowid).
@@ -80,7 +102,11 @@ export class RunRows {
   }
 
   insert(run: NewRun): void {
-    this.stmts.insert.run(run.id, run.prompt, run.model, run.provider, run.sandboxProvider, run.startedAt);
+    const { preview, chars } = promptPreview(run.prompt);
+    this.db.transaction(() => {
+      this.stmts.insert.run(run.id, preview, chars, run.model, run.provider, run.sandboxProvider, run.startedAt);
+      this.stmts.insertPrompt.run(run.id, run.prompt);
+    })();
   }
 
   setSandbox(id: string, sandboxId: string, sandboxCount: number): void {

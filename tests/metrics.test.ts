@@ -105,7 +105,8 @@ describe('GET /metrics after real runs', () => {
     assert.equal(total(t1, 'sandcaster_runs_in_flight'), 0);
     assert.equal(delta(t0, t1, 'sandcaster_http_requests_total', { route: '/query', status: '200' }), 1);
 
-    // 2: the model API refuses: error MODEL_ERROR, after the sandbox was made.
+    // 2: the model API refuses: error MODEL_ERROR. The sandbox was being made beside that call; its creation is
+    // abandoned, or what was made is destroyed, depending on which finished first.
     anthropic.setScript([{ error: { status: 400 } }]);
     const failed = (await readEvents(await s.query({ prompt: 'go', model: 'sonnet' }, auth))).at(-1)!;
     assert.equal(failed.code, 'MODEL_ERROR', JSON.stringify(failed));
@@ -134,8 +135,9 @@ describe('GET /metrics after real runs', () => {
     assert.equal(total(t3, 'sandcaster_runs_in_flight'), 0);
     assert.equal(total(t3, 'sandcaster_sandboxes_in_flight', { provider: 'docker' }), 0);
     assert.equal(delta(t0, t3, 'sandcaster_runs_started_total'), 3);
-    assert.equal(delta(t0, t3, 'sandcaster_sandbox_create_seconds_count', { provider: 'docker' }), 3);
-    assert.equal(delta(t0, t3, 'sandcaster_sandbox_destroy_seconds_count', { provider: 'docker' }), 3);
+    const created = delta(t0, t3, 'sandcaster_sandbox_create_seconds_count', { provider: 'docker' });
+    assert.ok(created === 2 || created === 3, `runs 1 and 3 made a sandbox, run 2 perhaps (${created})`);
+    assert.equal(delta(t0, t3, 'sandcaster_sandbox_destroy_seconds_count', { provider: 'docker' }), created, 'every sandbox made was destroyed');
     assert.ok(await waitFor(async () => (await managedContainers(s.app.store.instanceId)).length === 0, 5000), 'no container left');
   });
 

@@ -34,7 +34,7 @@ test(`retention prunes a large store (${RUNS} runs) without blocking the event l
     const day = 86_400_000;
     const t0 = Date.now() - 60 * day;
     const insertRun = db.prepare(
-      `INSERT INTO runs (id, prompt, model, provider, sandbox_provider, status, started_at, completed_at) VALUES (?, 'p', 'm', 'anthropic', 'docker', ?, ?, ?)`,
+      `INSERT INTO runs (id, prompt_preview, prompt_chars, model, provider, sandbox_provider, status, started_at, completed_at) VALUES (?, 'p', 1, 'm', 'anthropic', 'docker', ?, ?, ?)`,
     );
     const insertEvent = db.prepare(INSERT_EVENT);
     const insertFile = db.prepare(`INSERT INTO run_files (run_id, path, size, sha256) VALUES (?, 'out.bin', ?, 'x')`);

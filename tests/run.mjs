@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Suites that need no engine: pure modules, config, the model clients against fake model servers, docs. */
-const UNIT = ['abort', 'config', 'docs', 'glob', 'model-accumulators', 'model-providers', 'models', 'openapi', 'pure', 'sandbox-table'].map((n) => `tests/${n}.test.ts`);
+const UNIT = ['abort', 'config', 'docs', 'glob', 'model-accumulators', 'model-providers', 'models', 'openapi', 'pure', 'sandbox-table', 'store-layout'].map((n) => `tests/${n}.test.ts`);
 const unit = process.argv.includes('--unit');
 if (!unit) {
   const setup = spawnSync('bash', [join(root, 'tests/setup-docker.sh')], { stdio: 'inherit' });

@@ -4,23 +4,19 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
-import Docker from 'dockerode';
-import type { DockerSettings, FileEntry, Sandbox } from '../lib/sandbox.ts';
+import type { FileEntry, Sandbox } from '../lib/sandbox.ts';
 import { createEngine } from '../providers/docker/engine.ts';
 import { list as execList } from '../providers/docker/files.ts';
 import { createDockerProvider } from '../providers/docker/index.ts';
-import { logLines, TEST_IMAGE } from './helpers/server.ts';
+import { docker, dockerSettings, sandboxInstances } from './helpers/docker-sandbox.ts';
+import { logLines } from './helpers/server.ts';
 
-const docker = new Docker();
-const instanceId = `test-control-${process.pid}-${randomBytes(3).toString('hex')}`;
-const settings: DockerSettings = { image: TEST_IMAGE, memoryMb: 64, cpus: 0.5, pidsLimit: 64, network: 'none', user: '1000:1000', diskMb: 64, readOnlyRootfs: true };
+const { id, sweep } = sandboxInstances('control');
+const instanceId = id('main');
+const settings = dockerSettings({ cpus: 0.5 });
 const provider = createDockerProvider(settings);
 
-after(async () => {
-  await provider.reap(instanceId, new Set());
-  const left = await docker.listContainers({ all: true, filters: { label: [`sandcaster.instance=${instanceId}`] } });
-  assert.equal(left.length, 0, `no sandbox of this suite is left: ${left.map((c) => c.Names).join(', ')}`);
-});
+after(sweep);
 
 const sorted = (entries: FileEntry[]) => [...entries].sort((a, b) => (a.path < b.path ? -1 : 1));
 const sh = async (sb: Sandbox, command: string) => {

@@ -390,7 +390,7 @@ describe('/health under attack', () => {
     try {
       for (let w = 0; w < 3 && !met; w++) {
         const probe = startHealthProbe(port, 50);
-        await new Promise((r) => setTimeout(r, 3000));
+        await new Promise((r) => setTimeout(r, 3000)); // the probe window: what is measured, not a wait for an event
         const health = await probe.stop();
         const fast = health.latencies.filter((ms) => ms < 100).length;
         windows.push(`${health.checks} probes, ${health.failures} failed, ${fast} under 100 ms, max ${health.maxMs.toFixed(1)} ms`);

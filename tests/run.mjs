@@ -2,7 +2,8 @@
 // `npm test`: prepares the Docker engine and the local sandbox image (and, for tests/engines.test.ts, the
 // gVisor and Podman engines), then runs every tests/**/*.test.ts with node:test (TypeScript through tsx).
 // Every assert.ok in the tests carries a message: without one, a failing assert makes Node re-read and
-// re-parse the source to build a message, which takes minutes here.
+// re-parse the source to build a message, which takes minutes here. The rules the tests follow, and the
+// coverage of the unit suites (`npm run coverage`): docs/testing.md.
 // Extra arguments are passed on, e.g. `npm test -- tests/api.test.ts`.
 // `npm run test:unit` (`--unit`) runs only the suites that need no Docker engine, in seconds: UNIT below.
 import { spawnSync } from 'node:child_process';

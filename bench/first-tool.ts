@@ -1,4 +1,4 @@
-// Benchmark 7 — provisioning hidden behind the model. A real server process with the real Docker provider, and
+// Benchmark 9 — provisioning hidden behind the model. A real server process with the real Docker provider, and
 // a fake Anthropic API that waits 1 s before each answer (first a `bash true` call, then a final answer). The
 // sandbox is made while the first model call is out, so the first `tool_result` should arrive 1 s + the exec
 // after the request, not 1 s + provisioning + the exec. The exec is the server's own measure of the tool call
@@ -50,7 +50,7 @@ try {
 }
 
 const m = median(slack);
-console.log(`\n## 7. First tool_result with a model that answers after ${DELAY} ms (${ROUNDS} runs, one at a time)\n`);
+console.log(`\n## 9. First tool_result with a model that answers after ${DELAY} ms (${ROUNDS} runs, one at a time)\n`);
 console.log(
   table(
     ['measure', 'median ms', 'p90 ms', 'max ms'],

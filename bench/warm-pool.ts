@@ -94,7 +94,7 @@ try {
 
 const logged = (s: ServerChild, msg: string) => s.logs.filter((l) => l.msg === msg && typeof l.durationMs === 'number').map((l) => l.durationMs as number);
 const row = (name: string, xs: number[]) => [name, fmt(median(xs)), fmt(quantile(xs, 0.9)), fmt(Math.min(...xs))];
-console.log(`\n## A server run with a warm pool of ${POOL} and without (${ROUNDS} rounds, interleaved; instant fake model, one \`bash true\`)\n`);
+console.log(`\n## 8. A server run with a warm pool of ${POOL} and without (${ROUNDS} rounds, interleaved; instant fake model, one \`bash true\`)\n`);
 console.log(
   table(
     ['measure', 'median ms', 'p90 ms', 'min ms'],

@@ -274,7 +274,9 @@ describe('retention', () => {
     const asked = anthropic.requests.length;
     const inFlight = await s.query({ prompt: 'hold', model: 'haiku' });
     const c = inFlight.headers.get('x-run-id')!;
-    assert.ok(await waitFor(() => anthropic.requests.length > asked, 20_000), 'the run in flight reached its model call');
+    // Its sandbox is made beside that call: wait for both, so that no event of its own comes after the count below.
+    const hasSandboxCreated = () => Boolean(db.prepare(`SELECT 1 FROM run_events WHERE run_id = ? AND CAST(frames AS TEXT) LIKE '%sandbox_created%'`).get(c));
+    assert.ok(await waitFor(() => anthropic.requests.length > asked && hasSandboxCreated(), 20_000), 'the run in flight reached its model call and stored sandbox_created');
     const limit = 1024 * 1024;
     const [sizeA, sizeB] = [storedBytes(a), storedBytes(b)];
     assert.ok(sizeA > 100_000 && sizeA + sizeB < limit, `a and b fit: ${sizeA} + ${sizeB}`);

@@ -13,13 +13,22 @@ const { values } = parseArgs({ options: { rounds: { type: 'string', default: '10
 const ROUNDS = Number(values.rounds);
 const DELAY = Number(values['delay-ms']);
 
-const fake = await startFakeAnthropic((body) => ({ ...oneToolCallScript(body), delayMs: DELAY }));
+/** When each model request reached the fake (this process's clock), for attribution. */
+let arrivals: number[] = [];
+const fake = await startFakeAnthropic((body) => {
+  arrivals.push(performance.now());
+  return { ...oneToolCallScript(body), delayMs: DELAY };
+});
 const server = await startServerChild({ env: { ANTHROPIC_API_KEY: 'sk-bench-not-a-key', ANTHROPIC_BASE_URL: fake.url }, keepLogs: true });
 
 const firstToolMs: number[] = [];
 const execMs: number[] = [];
 const provisionMs: number[] = [];
 const slack: number[] = [];
+const beforeModel: number[] = [];
+/** One HTTP round trip to the same server while it idles between runs: what one hop between processes costs here. */
+const hopMs: number[] = [];
+const afterModel: number[] = [];
 let load;
 let left = -1;
 try {
@@ -27,6 +36,7 @@ try {
   const meter = loadMeter(() => [server.pid]);
   for (let i = 0; i < ROUNDS; i++) {
     let at = NaN;
+    arrivals = [];
     const t0 = performance.now();
     const out = await streamRun(server.url, { prompt: 'run true', model: 'sonnet' }, {
       onEvent: (type) => {
@@ -41,6 +51,14 @@ try {
     execMs.push(exec);
     provisionMs.push(made);
     slack.push(at - DELAY - exec);
+    await new Promise((r) => setTimeout(r, 300)); // idle, as between the hops of a run waiting on its model
+    const h0 = performance.now();
+    await (await fetch(`${server.url}/health`)).arrayBuffer();
+    hopMs.push(performance.now() - h0);
+    // Request to the model request reaching the fake; and from the model's answer (sent DELAY later) to the
+    // tool_result read here, less the exec: the server's own latency on either side of the model.
+    beforeModel.push(arrivals[0]! - t0);
+    afterModel.push(t0 + at - (arrivals[0]! + DELAY) - exec);
   }
   load = meter();
   left = (await managedContainers(server.instanceId)).length;
@@ -59,6 +77,9 @@ console.log(
       ['  the exec (server log: tool call)', fmt(median(execMs)), fmt(quantile(execMs, 0.9)), fmt(Math.max(...execMs))],
       ['  provisioning, hidden behind the model (server log: sandbox created)', fmt(median(provisionMs)), fmt(quantile(provisionMs, 0.9)), fmt(Math.max(...provisionMs))],
       [`  left over: first tool_result - ${DELAY} - exec`, fmt(m), fmt(quantile(slack, 0.9)), fmt(Math.max(...slack))],
+      ['    of which: request to the model request at the fake', fmt(median(beforeModel)), fmt(quantile(beforeModel, 0.9)), fmt(Math.max(...beforeModel))],
+      ['    of which: model answer sent to tool_result read, less the exec', fmt(median(afterModel)), fmt(quantile(afterModel, 0.9)), fmt(Math.max(...afterModel))],
+      ['reference: GET /health on the idle server (one round trip between processes)', fmt(median(hopMs)), fmt(quantile(hopMs, 0.9)), fmt(Math.max(...hopMs))],
     ],
   ),
 );

@@ -92,9 +92,13 @@ export interface PushResult {
 
 /**
  * Sends `head`, then streams body bytes as fast as the server takes them (chunked framing when `chunked`),
- * up to `total`, and stops when the server answers and closes (or resets) the connection.
+ * up to `total`; stops sending once the server starts answering, as curl does with an early final status
+ * (a client that kept writing would meet the server's reset on a write and lose the answer it had not read
+ * yet), and ends when the server closes (or resets) the connection. `stopOnAnswer: false` is the attacker who
+ * never stops writing.
  */
-export function pushBody(port: number, head: string, total: number, chunked: boolean): Promise<PushResult> {
+export function pushBody(port: number, head: string, total: number, chunked: boolean, opts: { stopOnAnswer?: boolean } = {}): Promise<PushResult> {
+  const stopOnAnswer = opts.stopOnAnswer ?? true;
   const t0 = performance.now();
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -109,17 +113,21 @@ export function pushBody(port: number, head: string, total: number, chunked: boo
       socket.destroy();
       resolve({ sent, response: parseResponse(Buffer.concat(received).toString('latin1')), ms: performance.now() - t0 });
     };
-    socket.on('data', (d) => received.push(d));
+    let answered = false;
+    socket.on('data', (d) => {
+      answered = stopOnAnswer;
+      received.push(d);
+    });
     socket.on('error', finish);
     socket.on('close', finish);
     socket.on('connect', () => {
       socket.write(head);
       const pump = () => {
-        while (!done && sent < total) {
+        while (!done && !answered && sent < total) {
           sent += chunk.length;
           if (!socket.write(framed)) return void socket.once('drain', pump);
         }
-        if (!done && chunked) socket.write('0\r\n\r\n');
+        if (!done && !answered && chunked) socket.write('0\r\n\r\n');
       };
       pump();
     });

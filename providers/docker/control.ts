@@ -10,10 +10,11 @@
 // or unexpected), the caller lists through exec as before, so the channel only ever saves time.
 import { randomBytes } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
+import { onAbort } from '../../lib/abort.ts';
 import { log } from '../../lib/log.ts';
 import { WORKSPACE, type FileEntry } from '../../lib/sandbox.ts';
 import type { Target } from './exec.ts';
-import { entryOf, LIST_LIMITS } from './files.ts';
+import { entryOf, LIST_FIND, LIST_LIMITS, listingUsable } from './files.ts';
 
 /** A channel answer later than this is given up on (the caller then lists through exec, with its own bound). */
 export const CONTROL_TIMEOUT_MS = 10_000;
@@ -32,8 +33,7 @@ export const KEEPALIVE = [
   '/bin/sh',
   '-c',
   `while IFS= read -r n; do case $n in ''|*[!0-9a-f]*) continue;; esac; ` +
-    `{ (cd ${WORKSPACE} && exec find . -mindepth 1 -name '*
-*' -prune -o -exec stat -c '%f %s %Y %n' {} +) </dev/null 2>/dev/null; echo "rc $?"; } | ` +
+    `{ (cd ${WORKSPACE} && exec ${LIST_FIND}) </dev/null 2>/dev/null; echo "rc $?"; } | ` +
     `while IFS= read -r l; do printf '%s %s\n' "$n" "$l"; done; printf '${END} %s\n' "$n"; done`,
 ];
 
@@ -104,18 +104,17 @@ export class ControlChannel {
         log.warn('docker sandbox control channel did not answer; listing through exec', { container: this.name });
         this.close(); // a late answer would be read as the next one's: never use this channel again
       }, CONTROL_TIMEOUT_MS);
-      const onAbort = () => {
+      const off = onAbort(signal, () => {
         reject(signal!.reason);
         this.close();
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      });
       this.pending = {
         nonce: randomBytes(8).toString('hex'),
         entries: [],
         bytes: 0,
         done: (entries) => {
           clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
+          off();
           resolve(entries);
         },
       };
@@ -142,9 +141,8 @@ export class ControlChannel {
     const mine = `${p.nonce} `;
     for (const line of lines) {
       if (line === `${END} ${p.nonce}`) {
-        // find exits 1 when a folder inside could not be read or vanished, as in files.ts; anything else (no
-        // stat, no /workspace) is left to the exec listing, which says what is wrong.
-        this.finish(p.exitCode === '0' || p.exitCode === '1' ? p.entries : undefined);
+        // Anything but a usable listing (no stat, no /workspace) is left to the exec listing, which says what is wrong.
+        this.finish(p.exitCode !== undefined && listingUsable(Number(p.exitCode)) ? p.entries : undefined);
         return;
       }
       if (!line.startsWith(mine)) continue; // not ours

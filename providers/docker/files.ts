@@ -43,10 +43,14 @@ const WRITE_SCRIPT =
  * told apart from the next line, so they (and whatever is under such a folder) are left out; the agent still
  * sees them with `bash`. Tested before `cd`, because dash's `cd` does not say why it failed.
  */
+/** The listing itself, run in the listed folder: also what the keep-alive answers with (control.ts). */
+export const LIST_FIND = `find . -mindepth 1 -name '*\n*' -prune -o -exec stat -c '%f %s %Y %n' {} +`;
+/** find exits 1 when some folder inside could not be read or vanished: what it could list is the answer. */
+export const listingUsable = (exitCode: number | null) => exitCode === 0 || exitCode === 1;
 const LIST_SCRIPT =
   `[ -e "$1" ] || exit ${MISSING}; [ -d "$1" ] || exit ${NOT_DIR}; cd "$1" || exit ${CANNOT_ENTER}; ` +
   `command -v stat >/dev/null || { echo 'stat: not found' >&2; exit 127; }; ` +
-  `exec find . -mindepth 1 -name '*\n*' -prune -o -exec stat -c '%f %s %Y %n' {} +`;
+  `exec ${LIST_FIND}`;
 
 /** Absolute, normalised, without a trailing slash. */
 export function absolute(path: string): string {
@@ -168,8 +172,7 @@ export async function list(t: Target, path: string, signal?: AbortSignal): Promi
     return entries.slice(0, LIST_LIMITS.entries);
   }
   if (r.how === 'timeout') throw timedOut('list', path);
-  // find exits 1 when some folder inside could not be read or vanished: what it could list is the answer.
-  if (r.exitCode === 0 || r.exitCode === 1) return entries;
+  if (listingUsable(r.exitCode)) return entries;
   throw fileFailure('list', path, r.exitCode, err.text(), 'find and stat');
 }
 

@@ -13,21 +13,17 @@ import { scheduleCallback } from './callbacks.ts';
 import { compositeTools } from './composite.ts';
 import { Deadline } from './deadline.ts';
 import type { AppContext } from './app-context.ts';
-import type { EventLogs } from './event-log.ts';
-import type { RunManager } from './inflight.ts';
 import { log } from './log.ts';
-import type { Metrics } from './metrics.ts';
-import type { MemoryBudget, MemoryReservation } from './memory-budget.ts';
+import type { MemoryReservation } from './memory-budget.ts';
 import { ModelError, emptyUsage, type Usage } from './model.ts';
 import type { RunPlan } from './plan.ts';
 import { SandboxPool } from './pool.ts';
 import { costOf, findPrice } from './pricing.ts';
-import type { Registry } from './registry.ts';
 import { RunResults } from './results.ts';
 import { newRunId } from './run-id.ts';
 import { SandboxError, WORKSPACE, type SandboxProviderName } from './sandbox.ts';
 import type { StreamEvent } from './sse.ts';
-import type { RunEnd, RunStatus, RunStore } from './store.ts';
+import type { RunEnd, RunStatus } from './store.ts';
 import { BASE_TOOLS, type ToolContext, type ToolDef } from './tools.ts';
 
 interface Terminal {

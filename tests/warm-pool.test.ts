@@ -16,8 +16,9 @@ import type { DockerSettings } from '../lib/sandbox.ts';
 import { createDockerProvider } from '../providers/docker/index.ts';
 import { startFakeAnthropic, type FakeModelServer, type Script } from './fixtures/fake-models.ts';
 import { spawnServer } from './helpers/child.ts';
+import { dockerSettings } from './helpers/docker-sandbox.ts';
 import { assertWellFormedRun, readEvents } from './helpers/sse.ts';
-import { docker, logLines, managedContainers, managedVolumes, startTestServer, waitFor, TEST_IMAGE, type TestServer } from './helpers/server.ts';
+import { docker, logLines, managedContainers, managedVolumes, startTestServer, waitFor, type TestServer } from './helpers/server.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 let fake: FakeModelServer;
@@ -240,5 +241,5 @@ describe('docker.warmPool / SANDCASTER_DOCKER_WARM_POOL', () => {
 });
 
 function settings(over: Partial<DockerSettings> = {}): DockerSettings {
-  return { image: TEST_IMAGE, memoryMb: 64, cpus: 0.5, pidsLimit: 64, network: 'none', user: '1000:1000', diskMb: 64, readOnlyRootfs: true, ...over };
+  return dockerSettings({ cpus: 0.5, ...over });
 }
